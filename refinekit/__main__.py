@@ -1,0 +1,5 @@
+"""``python -m refinekit`` (also what ``torchrun -m refinekit`` runs)."""
+
+from refinekit.cli import main
+
+main()

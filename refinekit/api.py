@@ -1,0 +1,165 @@
+"""The Python API behind every CLI command: resolve a recipe into a config, then train."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from refinekit.config import (
+    TrainConfig,
+    build_config,
+    deep_merge,
+    load_toml,
+    parse_set,
+)
+from refinekit.errors import CheckpointError, ConfigError
+from refinekit.loading import detect_dataset, load_dataset
+from refinekit.plugins import get_recipe
+from refinekit.recipes import Recipe
+from refinekit.trainer import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
+
+# Keys that may differ between a checkpoint's config and a resumed run's.
+RESUMABLE_KEYS = frozenset({"schedule.steps", "log_every", "sample_every", "checkpoint_every", "on_nonfinite", "device"})
+
+
+def resolve_config(
+    recipe: str | Recipe,
+    *,
+    schedule: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    synthetic: str | None = None,
+    real: str | None = None,
+) -> TrainConfig:
+    """Merge, in order: defaults < recipe < schedule < config file < overrides < dataset paths.
+
+    Args:
+        recipe: a registered recipe name or a :class:`Recipe`.
+        schedule: one of the recipe's named schedules (e.g. ``paper``).
+        config_file: a TOML file with any config keys.
+        overrides: ``key=value`` strings (as ``--set``) or a nested dict.
+        synthetic: a path; its format is detected from the recipe's ``path_datasets``.
+        real: the same for the real side.
+    """
+    recipe_obj = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    data: dict[str, Any] = json.loads(json.dumps(recipe_obj.config))
+    chosen = schedule or recipe_obj.default_schedule
+    if chosen is not None:
+        if chosen not in recipe_obj.schedules:
+            known = ", ".join(sorted(recipe_obj.schedules)) or "none"
+            raise ConfigError(f"recipe '{recipe_obj.name}' has no schedule '{chosen}'; its schedules: {known}")
+        data = deep_merge(data, recipe_obj.schedules[chosen])
+    if config_file is not None:
+        data = deep_merge(data, load_toml(Path(config_file)))
+    data = deep_merge(data, _overrides_dict(overrides))
+    for side, path in (("synthetic", synthetic), ("real", real)):
+        if path is not None:
+            name = detect_dataset(path, recipe_obj.path_datasets)
+            data[side] = {"name": name, "path": str(path)}
+    return build_config(data, origin=f"configuration of recipe '{recipe_obj.name}'")
+
+
+def _overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(overrides, Mapping):
+        merged: dict[str, Any] = {}
+        for key, value in overrides.items():
+            nested: Any = value
+            for part in reversed(str(key).split(".")):
+                nested = {part: nested}
+            merged = deep_merge(merged, nested)
+        return merged
+    merged = {}
+    for expression in overrides:
+        merged = deep_merge(merged, parse_set(expression))
+    return merged
+
+
+def _resumed_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
+    """The checkpoint's config, with only the keys that may change on resume taken from ``requested``."""
+    from refinekit.checkpoint import CHECKPOINT_FORMAT, read_file
+
+    _, metadata = read_file(out_dir / CHECKPOINT_NAME, CHECKPOINT_FORMAT)
+    saved = build_config(json.loads(metadata["config"]), origin=f"config in {out_dir / CHECKPOINT_NAME}")
+    saved_flat, requested_flat = _flatten(saved.model_dump(mode="json")), _flatten(requested.model_dump(mode="json"))
+    changed = sorted(k for k in saved_flat if saved_flat[k] != requested_flat.get(k) and k not in RESUMABLE_KEYS)
+    if changed:
+        raise ConfigError(
+            f"--resume: {', '.join(changed)} differ from the checkpoint in {out_dir}. Resume with the same "
+            f"settings, or start a new run in another --out folder. Only {', '.join(sorted(RESUMABLE_KEYS))} may change."
+        )
+    merged = saved.model_dump(mode="json")
+    for key in RESUMABLE_KEYS:
+        *parents, leaf = key.split(".")
+        target = merged
+        for part in parents:
+            target = target[part]
+        target[leaf] = requested_flat[key]
+    return build_config(merged)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in ("options",):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def prepare(
+    config: TrainConfig, out: str | Path, *, resume: bool = False, skip_bad: bool = False,
+    callbacks: Sequence[Callable[[Trainer, StepReport], None]] = (),
+) -> Trainer:
+    """Load the data and build a :class:`Trainer` (restored from the checkpoint when ``resume``)."""
+    out_dir = Path(out)
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if resume:
+        if not checkpoint.exists():
+            raise CheckpointError(f"--resume: there is no {CHECKPOINT_NAME} in {out_dir}; start without --resume")
+        config = _resumed_config(out_dir, config)
+    elif checkpoint.exists():
+        raise ConfigError(
+            f"{out_dir} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or choose another --out"
+        )
+    synthetic = load_dataset(config.synthetic, config.image, config.seed, skip_bad)
+    real = load_dataset(config.real, config.image, config.seed + 1, skip_bad)
+    trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks)
+    trainer.sources = (synthetic.source, real.source)  # type: ignore[attr-defined]
+    if resume:
+        trainer.load_checkpoint(checkpoint)
+    return trainer
+
+
+def train(
+    recipe: str | Recipe,
+    out: str | Path = "runs/latest",
+    *,
+    schedule: str | None = None,
+    config_file: str | Path | None = None,
+    resume: bool = False,
+    synthetic: str | None = None,
+    real: str | None = None,
+    skip_bad: bool = False,
+    callbacks: Sequence[Callable[[Trainer, StepReport], None]] = (),
+    **overrides: Any,
+) -> TrainResult:
+    """Train recipe ``recipe`` into ``out`` and return where its outputs are.
+
+    Keyword overrides use dotted keys as in ``--set``, with ``__`` for the dots:
+    ``train("eyes-simgan", schedule__steps=10, batch_size=16)``.
+
+    Examples:
+        >>> result = refinekit.train("eyes-simgan", "runs/eyes", schedule__steps=100)  # doctest: +SKIP
+        >>> refiner = refinekit.load_refiner(result.refiner_path)  # doctest: +SKIP
+    """
+    config = resolve_config(
+        recipe,
+        schedule=schedule,
+        config_file=config_file,
+        overrides={k.replace("__", "."): v for k, v in overrides.items()},
+        synthetic=synthetic,
+        real=real,
+    )
+    return prepare(config, out, resume=resume, skip_bad=skip_bad, callbacks=callbacks).fit()

@@ -1,0 +1,195 @@
+"""Checkpoints and exported refiners: safetensors files, written atomically, never pickle.
+
+A checkpoint holds everything a run needs to continue bit-for-bit: both
+networks, both optimisers, the history buffer, every RNG state, the step and the
+resolved config. An exported refiner holds only the refiner's weights plus the
+metadata needed to rebuild it, so ``load_refiner`` works without the caller
+knowing which plugin built it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from refinekit.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "refinekit.checkpoint"
+REFINER_FORMAT = "refinekit.refiner"
+FORMAT_VERSION = "1"
+PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    """Write a safetensors file so that ``path`` is either the old file or the complete new one.
+
+    The data goes to a temporary file in the same folder, is fsynced, then
+    renamed over ``path`` (atomic on POSIX). A failure leaves ``path`` untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise CheckpointError(
+                f"no space left on the device while writing {path}; the previous file is intact. "
+                "Free some space, then rerun with --resume."
+            ) from None
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; the previous file is intact") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def refuse_pickle(path: Path, what: str) -> None:
+    """Refuse pickle-based weight files: loading them can run arbitrary code."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: refinekit does not load {path.suffix} files as a {what}, because unpickling can run "
+            "arbitrary code. Convert it with 'refinekit convert "
+            f"{path} {path.with_suffix('.safetensors')} --refiner NAME', which reads it with "
+            "torch.load(weights_only=True)."
+        )
+
+
+def read_file(path: Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a refinekit safetensors file, checked for format and version."""
+    refuse_pickle(path, "checkpoint" if expected_format == CHECKPOINT_FORMAT else "refiner")
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it may be truncated") from None
+    found = metadata.get("format")
+    if found != expected_format:
+        raise CheckpointError(f"{path}: metadata 'format' is {found!r}, expected {expected_format!r}")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by an incompatible refinekit (format_version {version!r}, this one reads "
+            f"{FORMAT_VERSION!r}); use the refinekit version that wrote it"
+        )
+    return tensors, metadata
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A plain safetensors state dict (e.g. local encoder weights)."""
+    refuse_pickle(path, "weights file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def flatten_state(prefix: str, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
+    """Move every tensor of a nested state dict into ``tensors``; return the JSON-able remainder."""
+    if isinstance(state, torch.Tensor):
+        tensors[prefix] = state
+        return {"__tensor__": prefix}
+    if isinstance(state, dict):
+        return {str(k): flatten_state(f"{prefix}.{k}", v, tensors) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [flatten_state(f"{prefix}.{i}", v, tensors) for i, v in enumerate(state)]
+    return state
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {"__tensor__"}:
+            return tensors[skeleton["__tensor__"]]
+        return {k: unflatten_state(v, tensors) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, tensors) for v in skeleton]
+    return skeleton
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """An optimiser's state dict with integer parameter keys restored (JSON turns them into strings)."""
+    return optimizer.state_dict()
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    state = dict(state)
+    state["state"] = {int(k): v for k, v in state["state"].items()}
+    optimizer.load_state_dict(state)
+
+
+def export_refiner(
+    refiner: nn.Module, path: Path, component: str, options: dict[str, Any], channels: int, image_size: tuple[int, int]
+) -> None:
+    """Write ``refiner.safetensors``: weights plus the metadata ``load_refiner`` needs to rebuild it."""
+    from refinekit import __version__
+
+    metadata = {
+        "format": REFINER_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "component": component,
+        "options": json.dumps(options, sort_keys=True),
+        "channels": str(channels),
+        "image_size": json.dumps(list(image_size)),
+        "refinekit_version": __version__,
+    }
+    atomic_save(dict(refiner.state_dict()), metadata, path)
+
+
+def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+    """Load an exported refiner as a ready ``nn.Module`` in eval mode.
+
+    The component is rebuilt from the file's metadata through the plugin
+    registry, so the caller needs no knowledge of which plugin built it.
+
+    Examples:
+        >>> refiner = load_refiner("runs/eyes/refiner.safetensors")  # doctest: +SKIP
+        >>> refined = refiner(batch)  # (B, C, H, W) in [-1, 1]  # doctest: +SKIP
+    """
+    from refinekit.plugins import create_refiner
+
+    path = Path(path)
+    tensors, metadata = read_file(path, REFINER_FORMAT)
+    try:
+        options = json.loads(metadata["options"])
+        channels = int(metadata["channels"])
+        component = metadata["component"]
+        image_size = tuple(json.loads(metadata["image_size"]))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata field {exc} is missing or malformed") from None
+    refiner = create_refiner(component, channels=channels, **options)
+    try:
+        refiner.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit refiner '{component}' with {options}: {exc}") from None
+    refiner.refinekit_channels = channels  # type: ignore[assignment]
+    refiner.refinekit_image_size = image_size  # type: ignore[assignment]
+    return refiner.to(device).eval()

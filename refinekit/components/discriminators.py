@@ -1,0 +1,61 @@
+"""Discriminators. Both return (B, 2, h, w) logits; channel 0 = refined, channel 1 = real."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinekit.hookspecs import hookimpl
+
+REFINED, REAL = 0, 1
+
+
+class LocalPatchDiscriminator(nn.Module):
+    """The paper's local adversarial discriminator (section 2.2 and appendix).
+
+    conv3x3/2 96, conv3x3/2 64, maxpool 3x3/1, conv3x3 32, conv1x1 32, conv1x1 2,
+    with "same" padding. Each output position classifies one receptive-field
+    patch, so a 35x55 image gives a 9x14 grid of two-class logits.
+
+    Examples:
+        >>> LocalPatchDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
+        torch.Size([2, 2, 9, 14])
+    """
+
+    def __init__(self, channels: int = 1, widths: tuple[int, int, int, int] = (96, 64, 32, 32)) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, w1, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w1, w2, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=1, padding=1),
+            nn.Conv2d(w2, w3, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w3, w4, 1),
+            nn.ReLU(),
+        )
+        self.classify = nn.Conv2d(w4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+
+class GlobalDiscriminator(LocalPatchDiscriminator):
+    """One real/refined decision per image: the local trunk, averaged over the whole image.
+
+    Examples:
+        >>> GlobalDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
+        torch.Size([2, 2, 1, 1])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(F.adaptive_avg_pool2d(self.features(x), 1))
+
+
+@hookimpl
+def register_discriminators(register) -> None:
+    register("local-patch", LocalPatchDiscriminator, "The paper's per-patch discriminator (9x14 logits at 35x55)")
+    register("global", GlobalDiscriminator, "One real/refined decision per image")

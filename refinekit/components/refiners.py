@@ -1,0 +1,108 @@
+"""Refiner networks: the paper's fully convolutional ResNet and a timm-encoder U-Net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinekit.hookspecs import hookimpl
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convolutions with an identity skip (paper, appendix: "ResNet block")."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.conv2(F.relu(self.conv1(x))))
+
+
+class SimGANResNet(nn.Module):
+    """The paper's refiner (section 3.1): 3x3 conv, ``blocks`` ResNet blocks, 1x1 conv, tanh.
+
+    No striding or pooling, so the output has the input's size and every output
+    pixel only sees a local neighbourhood: refinement changes texture, not layout.
+
+    Args:
+        channels: image channels in and out.
+        features: width of every layer (paper: 64).
+        blocks: number of ResNet blocks (paper: 4).
+
+    Examples:
+        >>> refiner = SimGANResNet(channels=1)
+        >>> refiner(torch.zeros(2, 1, 35, 55)).shape
+        torch.Size([2, 1, 35, 55])
+        >>> sum(p.numel() for p in refiner.parameters())
+        296129
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64, blocks: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(channels, features, 3, padding=1)
+        self.blocks = nn.Sequential(*(ResnetBlock(features) for _ in range(blocks)))
+        self.head = nn.Conv2d(features, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.head(self.blocks(F.relu(self.stem(x)))))
+
+
+class TimmUNetRefiner(nn.Module):
+    """A U-Net refiner whose encoder is any timm backbone, for larger images.
+
+    The encoder is built with ``pretrained=False``: refinekit never downloads. Pass
+    ``weights`` (a local ``.safetensors`` file of the encoder's state dict) to start
+    from trained features.
+
+    Args:
+        channels: image channels in and out.
+        encoder: a timm model name that supports ``features_only``.
+        decoder_features: width of every decoder stage.
+        weights: optional local safetensors file for the encoder.
+
+    Examples:
+        >>> refiner = TimmUNetRefiner(channels=3, encoder="resnet18")
+        >>> refiner(torch.zeros(1, 3, 64, 64)).shape
+        torch.Size([1, 3, 64, 64])
+    """
+
+    def __init__(
+        self, channels: int = 3, encoder: str = "resnet18", decoder_features: int = 64, weights: str | None = None
+    ) -> None:
+        super().__init__()
+        import timm  # imported here: timm is only needed by this refiner
+
+        self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=channels)
+        if weights is not None:
+            from refinekit.checkpoint import load_state_file
+
+            self.encoder.load_state_dict(load_state_file(Path(weights)), strict=False)
+        skip_channels = self.encoder.feature_info.channels()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, decoder_features, 1) for c in skip_channels)
+        self.fuse = nn.ModuleList(
+            nn.Conv2d(decoder_features, decoder_features, 3, padding=1) for _ in skip_channels
+        )
+        self.input_skip = nn.Conv2d(channels, decoder_features, 3, padding=1)
+        self.head = nn.Conv2d(decoder_features, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x)
+        y = self.lateral[-1](features[-1])
+        for level in range(len(features) - 1, -1, -1):
+            if level < len(features) - 1:
+                y = F.interpolate(y, size=features[level].shape[-2:], mode="bilinear", align_corners=False)
+                y = y + self.lateral[level](features[level])
+            y = F.relu(self.fuse[level](y))
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(self.head(F.relu(y + self.input_skip(x))))
+
+
+@hookimpl
+def register_refiners(register) -> None:
+    register("simgan-resnet", SimGANResNet, "The paper's refiner: conv 64, 4 ResNet blocks, 1x1 conv, tanh")
+    register("timm-unet", TimmUNetRefiner, "U-Net decoder on a timm encoder (random or local weights)")

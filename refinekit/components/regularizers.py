@@ -1,0 +1,114 @@
+"""Self-regularisation: lambda * ||psi(R(x)) - psi(x)||_1 (paper, section 2.1, eq. 4).
+
+Normalisation: the L1 is a *mean* over batch, channels and feature positions, so
+the weight does not change with batch or image size. The paper writes a sum
+over pixels; its lambda converts as ``reg_weight = lambda_paper * C * H * W`` when
+the adversarial term is also a mean (see :mod:`refinekit.losses`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import kornia
+import torch
+from torch import nn
+
+from refinekit.errors import ConfigError
+from refinekit.hookspecs import hookimpl
+
+FeatureMap = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _channel_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=1, keepdim=True)
+
+
+def _low_pass(x: torch.Tensor) -> torch.Tensor:
+    # Colour and coarse shading must stay; fine texture is free to change.
+    return kornia.filters.gaussian_blur2d(x, (5, 5), (1.5, 1.5))
+
+
+def _gradients(x: torch.Tensor) -> torch.Tensor:
+    # Edges (where landmarks are) must stay; flat-region intensity may change.
+    return kornia.filters.spatial_gradient(x, mode="sobel").flatten(1, 2)
+
+
+class TimmFeatures(nn.Module):
+    """psi = the frozen feature maps of a timm network, from a local weights file (never downloaded)."""
+
+    def __init__(self, channels: int, model: str, weights: str | None, layers: int = 2) -> None:
+        super().__init__()
+        import timm
+
+        self.net = timm.create_model(model, pretrained=False, features_only=True, in_chans=channels)
+        if weights is not None:
+            from refinekit.checkpoint import load_state_file
+
+            self.net.load_state_dict(load_state_file(Path(weights)), strict=False)
+        self.layers = layers
+        self.net.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> "TimmFeatures":
+        return super().train(False)  # frozen: batch-norm statistics must not drift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f.flatten(1) for f in self.net(x)[: self.layers]], dim=1)
+
+
+PSI: dict[str, FeatureMap] = {
+    "identity": _identity,
+    "channel-mean": _channel_mean,
+    "low-pass": _low_pass,
+    "sobel": _gradients,
+}
+
+
+class SelfRegularizer(nn.Module):
+    """Mean L1 distance between psi(refined) and psi(synthetic).
+
+    Args:
+        channels: image channels.
+        psi: one of ``identity``, ``channel-mean``, ``low-pass``, ``sobel``, ``timm``.
+        model: timm model name when ``psi="timm"``.
+        weights: local safetensors weights for the timm model.
+
+    Examples:
+        >>> reg = SelfRegularizer(psi="identity")
+        >>> float(reg(torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)))
+        1.0
+    """
+
+    def __init__(
+        self, channels: int = 1, psi: str = "identity", model: str = "resnet18", weights: str | None = None
+    ) -> None:
+        super().__init__()
+        self.psi_name = psi
+        self.features: nn.Module | None = None
+        if psi == "timm":
+            self.features = TimmFeatures(channels, model, weights)
+        elif psi not in PSI:
+            raise ConfigError(
+                f"regularizer.options.psi: unknown feature map {psi!r}; choose one of {sorted([*PSI, 'timm'])}"
+            )
+
+    def psi(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x) if self.features is not None else PSI[self.psi_name](x)
+
+    def forward(self, refined: torch.Tensor, synthetic: torch.Tensor) -> torch.Tensor:
+        return (self.psi(refined) - self.psi(synthetic)).abs().mean()
+
+
+def _l1(channels: int = 1) -> SelfRegularizer:
+    return SelfRegularizer(channels=channels, psi="identity")
+
+
+@hookimpl
+def register_regularizers(register) -> None:
+    register("l1", _l1, "Pixel-space L1 between refined and synthetic (paper's eyes setting)")
+    register("feature", SelfRegularizer, "L1 in a feature space psi: channel-mean, low-pass, sobel, timm")

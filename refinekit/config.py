@@ -1,0 +1,188 @@
+"""The run configuration: typed, validated, documented field by field.
+
+pydantic does the validation because its errors already name the failing field
+and value, it refuses unknown keys, and the field descriptions double as the
+generated configuration reference in the docs (one source of truth).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from refinekit.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentConfig(_Strict):
+    """A registered component by name plus the keyword options of its factory."""
+
+    name: str = Field(description="Registered name, see `refinekit plugins`.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the factory.")
+
+
+class DatasetConfig(_Strict):
+    """Where one side of the training data comes from."""
+
+    name: str = Field(description="Registered dataset loader, e.g. `image-folder`.")
+    path: str | None = Field(default=None, description="File or folder to read; None for generated data.")
+    limit: int | None = Field(default=None, gt=0, description="Use at most this many images.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Loader-specific options.")
+
+
+class ImageConfig(_Strict):
+    """The working image shape; every loader delivers images of this shape."""
+
+    channels: Literal[1, 3] = Field(default=1, description="1 for grayscale, 3 for RGB.")
+    height: int = Field(default=35, ge=8, description="Image height in pixels (paper: 35).")
+    width: int = Field(default=55, ge=8, description="Image width in pixels (paper: 55).")
+
+
+class ScheduleConfig(_Strict):
+    """The paper's Algorithm 1: pre-train R, pre-train D, then k_g / k_d rounds."""
+
+    refiner_pretrain_steps: int = Field(default=200, ge=0, description="R steps on self-regularisation alone.")
+    discriminator_pretrain_steps: int = Field(default=50, ge=0, description="D steps before adversarial rounds.")
+    steps: int = Field(default=500, ge=0, description="Adversarial rounds; each is k_g R steps then k_d D steps.")
+    k_g: int = Field(default=2, ge=1, description="Refiner updates per round (paper: 2 for eyes).")
+    k_d: int = Field(default=1, ge=1, description="Discriminator updates per round (paper: 1).")
+
+
+class OptimConfig(_Strict):
+    """Optimiser settings shared by R and D (learning rates are per network)."""
+
+    name: Literal["sgd", "adam"] = Field(default="sgd", description="SGD as in the paper, or Adam.")
+    lr_refiner: float = Field(default=0.001, gt=0, description="Refiner learning rate (paper: 0.001).")
+    lr_discriminator: float = Field(default=0.001, gt=0, description="Discriminator learning rate.")
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD momentum.")
+    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam betas.")
+
+
+class TrainConfig(_Strict):
+    """Everything a run needs. A recipe fills in defaults; --config and --set override them."""
+
+    seed: int = Field(default=0, description="Seeds every RNG: weights, batches, buffer, augmentation.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks cuda when present.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="Autocast dtype; auto picks bf16 on CPUs/GPUs with native support."
+    )
+    channels_last: bool = Field(default=True, description="Use the NHWC memory layout (faster convolutions).")
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    synthetic: DatasetConfig = Field(description="The synthetic (labelled) source.")
+    real: DatasetConfig = Field(description="The real (unlabelled) target.")
+    refiner: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="simgan-resnet"))
+    discriminator: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="local-patch"))
+    regularizer: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="l1"))
+    reg_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="lambda for the self-regularisation term, as a weight on the per-pixel *mean* L1 "
+        "(see docs: converting from the paper's per-sum lambda).",
+    )
+    batch_size: int = Field(default=64, ge=2, description="Images per step; D sees half current, half history.")
+    buffer_size: int = Field(default=6400, ge=0, description="Image history buffer size B (0 disables it).")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        default="stop", description="On a NaN/Inf loss: stop (keep last checkpoint) or skip the step."
+    )
+    log_every: int = Field(default=10, ge=1, description="Steps between metrics.jsonl lines.")
+    sample_every: int = Field(default=100, ge=1, description="Steps between sample grids.")
+    checkpoint_every: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+    compile: bool = Field(default=False, description="Wrap the networks with torch.compile.")
+
+    @model_validator(mode="after")
+    def _buffer_holds_half_batch(self) -> "TrainConfig":
+        if 0 < self.buffer_size < self.batch_size // 2:
+            raise ValueError(
+                f"buffer_size ({self.buffer_size}) must be 0 or at least batch_size/2 ({self.batch_size // 2})"
+            )
+        return self
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``override`` merged in, recursing into dicts."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_set(expression: str) -> dict[str, Any]:
+    """``"schedule.k_g=3"`` -> ``{"schedule": {"k_g": 3}}``. Values are read as TOML, else as text."""
+    key, sep, raw = expression.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.isidentifier() for part in key.split(".")):
+        raise ConfigError(
+            f"--set {expression!r} does not parse: expected KEY=VALUE with a dotted key, e.g. --set schedule.k_g=2"
+        )
+    value = _parse_value(raw.strip())
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value  # type: ignore[return-value]
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML config file as a dict, with errors that name the file."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def build_config(data: dict[str, Any], origin: str = "configuration") -> TrainConfig:
+    """Validate ``data`` into a :class:`TrainConfig`, turning pydantic errors into one readable message."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{where}'")
+            else:
+                problems.append(f"'{where}': {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(
+            f"invalid {origin}: " + "; ".join(problems) + ". See 'refinekit recipes --keys' for every key."
+        ) from None
+
+
+def config_to_json(config: TrainConfig) -> str:
+    return json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True)
+
+
+def iter_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) for every leaf key: the generated config reference."""
+    rows = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        key = f"{prefix}{name}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(iter_keys(annotation, key + "."))
+            continue
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        rows.append((key, type_name, default, info.description or ""))
+    return rows

@@ -1,0 +1,81 @@
+"""Reading image files into uint8 arrays, with errors that name the file.
+
+Any PIL-readable format works. 16-bit, palette and alpha images are converted
+explicitly (not by PIL's defaults, which clip 16-bit data to white).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from refinekit.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+
+
+def list_images(folder: Path, what: str = "image-folder") -> list[Path]:
+    """Image files under ``folder`` (recursively, symlink loops ignored), sorted for a stable order."""
+    if not folder.exists():
+        raise DataError(f"{what}: {folder} does not exist; check the path")
+    if not folder.is_dir():
+        raise DataError(f"{what}: {folder} is not a folder of images")
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=None):
+        stat = os.stat(root)
+        if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop: do not descend again
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirs.sort()
+        found.extend(Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise DataError(
+            f"{what}: {folder} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); check the path"
+        )
+    return found
+
+
+def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image as uint8 (channels, H, W), resized to ``size`` (H, W) when given."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            array = _to_uint8(img, channels, size)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file does not exist") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make the file readable (chmod +r)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc}); delete or replace the file") from None
+    return array
+
+
+def _to_uint8(img: Image.Image, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        data = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if data.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(np.rint(data * 255.0 / top), 0, 255).astype(np.uint8))
+    elif img.mode == "F":
+        raise ValueError("floating-point images are not supported; save as 8- or 16-bit")
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    img = img.convert("L" if channels == 1 else "RGB")
+    if size is not None and img.size != (size[1], size[0]):
+        shrink = img.size[0] >= size[1] and img.size[1] >= size[0]
+        img = img.resize((size[1], size[0]), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+    array = np.asarray(img, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return np.ascontiguousarray(array)
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Write uint8 (C, H, W) as PNG (or any format the suffix names)."""
+    array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    Image.fromarray(array).save(path)

@@ -1,0 +1,278 @@
+"""Plugin loading and the typed, name-based registries built from the hooks.
+
+Built-in components load through the same hooks as third-party plugins. Each
+entry point in the group ``refinekit`` is loaded on its own, so one broken
+plugin becomes a warning naming its distribution instead of breaking every
+command (``REFINEKIT_STRICT_PLUGINS=1`` makes it fatal).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import pluggy
+
+from refinekit import hookspecs
+from refinekit.errors import PluginError, UnknownNameError
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "refinekit.components.refiners",
+    "refinekit.components.discriminators",
+    "refinekit.components.regularizers",
+    "refinekit.components.datasets",
+)
+
+KINDS: tuple[str, ...] = ("refiner", "discriminator", "regularizer", "dataset", "recipe", "task")
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or registered something invalid; other plugins still work."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component: its name, factory and who registered it."""
+
+    kind: str
+    name: str
+    factory: Any
+    description: str
+    plugin: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PluginInfo:
+    """What ``refinekit plugins`` shows for one plugin."""
+
+    name: str
+    version: str
+    distribution: str
+    hooks: list[str]
+    components: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Registry:
+    """All plugins and the components they registered, by kind and name."""
+
+    def __init__(self, load_entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager("refinekit")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.problems: list[str] = []
+        self._entries: dict[str, dict[str, Entry]] | None = None
+        allowed = _allowed_plugins()
+        for module_name in DEFAULT_PLUGINS:
+            short = module_name.rsplit(".", 1)[-1]
+            if allowed is None or short in allowed or module_name in allowed:
+                self._add(importlib.import_module(module_name), short, "refinekit", _version("refinekit"))
+        if load_entry_points:
+            self._load_entry_points(allowed)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self._problem(f"plugin {exc.plugin!r} implements a hook that does not exist: {exc}")
+
+    # -- loading -----------------------------------------------------------
+    def _load_entry_points(self, allowed: set[str] | None) -> None:
+        for ep in importlib.metadata.entry_points(group="refinekit"):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            dist = ep.dist.name if ep.dist else "unknown"
+            version = ep.dist.version if ep.dist else "?"
+            try:
+                module = ep.load()
+            except Exception as exc:  # a broken plugin must not break the others
+                self._problem(f"plugin '{ep.name}' from {dist} {version} failed to import: {type(exc).__name__}: {exc}")
+                continue
+            self._add(module, ep.name, dist, version)
+
+    def _add(self, module: Any, name: str, distribution: str, version: str) -> None:
+        if self.pm.is_registered(module) or name in self.infos:
+            return
+        try:
+            self.pm.register(module, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            self._problem(f"plugin '{name}' from {distribution} {version} is invalid: {exc}")
+            return
+        hooks = sorted(h.name for h in (self.pm.get_hookcallers(module) or []))
+        self.infos[name] = PluginInfo(name=name, version=version, distribution=distribution, hooks=hooks)
+        self._entries = None
+
+    def register_plugin(self, module: Any, name: str) -> None:
+        """Register a plugin object directly (tests, notebooks). Undo with :meth:`unregister_plugin`."""
+        self._add(module, name, "in-process", "-")
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self._problem(f"plugin {name!r} implements a hook that does not exist: {exc}")
+
+    def unregister_plugin(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.infos.pop(name, None)
+        self._entries = None
+
+    def _problem(self, message: str) -> None:
+        if os.environ.get("REFINEKIT_STRICT_PLUGINS", "") not in ("", "0"):
+            raise PluginError(message + " (REFINEKIT_STRICT_PLUGINS is set, so this is fatal)")
+        self.problems.append(message)
+        warnings.warn(message, PluginWarning, stacklevel=3)
+
+    # -- registries --------------------------------------------------------
+    @property
+    def entries(self) -> dict[str, dict[str, Entry]]:
+        if self._entries is None:
+            self._entries = self._collect()
+        return self._entries
+
+    def _collect(self) -> dict[str, dict[str, Entry]]:
+        entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        for info in self.infos.values():
+            info.components = {}
+        for kind in KINDS:
+            hook_name = f"register_{kind}s" if kind != "recipe" else "register_recipes"
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                plugin = self.pm.get_name(impl.plugin) or "?"
+                register = self._make_register(kind, plugin, entries[kind])
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    info = self.infos.get(plugin)
+                    where = f"{info.distribution} {info.version}" if info else "?"
+                    self._problem(
+                        f"plugin '{plugin}' from {where} raised in {hook_name}: {type(exc).__name__}: {exc}"
+                    )
+        return entries
+
+    def _make_register(self, kind: str, plugin: str, table: dict[str, Entry]) -> Callable[..., None]:
+        def register(name: Any, factory: Any = None, description: str = "", **extra: Any) -> None:
+            if kind == "recipe":  # recipes register themselves: register(Recipe(...))
+                recipe = name
+                name, factory, description = recipe.name, recipe, recipe.description
+            if name in table:
+                previous = table[name].plugin
+                self._problem(
+                    f"plugin '{plugin}' registers {kind} '{name}', already registered by '{previous}'; "
+                    f"keeping the one from '{previous}'"
+                )
+                return
+            table[name] = Entry(kind, name, factory, description, plugin, dict(extra))
+            info = self.infos.get(plugin)
+            if info is not None:
+                info.components.setdefault(kind, []).append(name)
+
+        return register
+
+    def get(self, kind: str, name: str) -> Entry:
+        table = self.entries[kind]
+        if name not in table:
+            close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            known = ", ".join(sorted(table)) or "none"
+            raise UnknownNameError(
+                f"Unknown {kind} '{name}'.{hint} Registered {kind}s: {known}. "
+                f"Run 'refinekit plugins' to see which plugins are loaded."
+            )
+        return table[name]
+
+    def names(self, kind: str, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self.entries[kind] if fnmatch.fnmatch(n, pattern))
+
+
+def _allowed_plugins() -> set[str] | None:
+    value = os.environ.get("REFINEKIT_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {p.strip() for p in value.split(",") if p.strip()}
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use (importing refinekit loads no plugin)."""
+    global _registry
+    if _registry is None:
+        _registry = Registry(load_entry_points=os.environ.get("REFINEKIT_DISABLE_ENTRY_POINTS", "") in ("", "0"))
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget loaded plugins, so the next call reloads them (tests, changed environment)."""
+    global _registry
+    _registry = None
+
+
+def iter_plugins() -> Iterator[PluginInfo]:
+    registry = get_registry()
+    _ = registry.entries  # fills each plugin's component list
+    yield from registry.infos.values()
+
+
+# -- typed facade: core code calls these, never pm.hook ---------------------
+def create_refiner(name: str, channels: int = 1, **options: Any):
+    """Build refiner ``name`` for ``channels``-channel images. Unknown names list close matches."""
+    return get_registry().get("refiner", name).factory(channels=channels, **options)
+
+
+def create_discriminator(name: str, channels: int = 1, **options: Any):
+    """Build discriminator ``name``; its output is (B, 2, h, w) logits, channel 1 = real."""
+    return get_registry().get("discriminator", name).factory(channels=channels, **options)
+
+
+def create_regularizer(name: str, channels: int = 1, **options: Any):
+    """Build self-regulariser ``name``: a module called as ``reg(refined, synthetic) -> loss``."""
+    return get_registry().get("regularizer", name).factory(channels=channels, **options)
+
+
+def get_dataset(name: str) -> Entry:
+    """The dataset entry ``name``; call ``entry.factory(path, spec)`` to load it."""
+    return get_registry().get("dataset", name)
+
+
+def get_recipe(name: str):
+    """The :class:`refinekit.recipes.Recipe` called ``name``."""
+    return get_registry().get("recipe", name).factory
+
+
+def get_task(name: str):
+    """A fresh evaluation task ``name``."""
+    return get_registry().get("task", name).factory()
+
+
+def list_refiners(pattern: str = "*") -> list[str]:
+    return get_registry().names("refiner", pattern)
+
+
+def list_discriminators(pattern: str = "*") -> list[str]:
+    return get_registry().names("discriminator", pattern)
+
+
+def list_regularizers(pattern: str = "*") -> list[str]:
+    return get_registry().names("regularizer", pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    return get_registry().names("dataset", pattern)
+
+
+def list_recipes(pattern: str = "*") -> list[str]:
+    return get_registry().names("recipe", pattern)
+
+
+def list_tasks(pattern: str = "*") -> list[str]:
+    return get_registry().names("task", pattern)

@@ -1,0 +1,104 @@
+"""The live display of a training run: phase, step, losses, D accuracy and images/s."""
+
+from __future__ import annotations
+
+import copy
+import time
+from types import TracebackType
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from refinekit.trainer import StepReport, Trainer, TrainResult
+
+_SHOWN = ("refiner_reg", "refiner_adv", "discriminator_loss", "d_acc_real", "d_acc_refined")
+
+
+def estimate_seconds(trainer: Trainer, repeats: int = 2) -> float:
+    """Rough wall time of the whole schedule, timed on copies of the networks (the run's state is untouched)."""
+    config = trainer.config
+    c, h, w = config.image.channels, config.image.height, config.image.width
+    refiner, discriminator = copy.deepcopy(trainer.refiner), copy.deepcopy(trainer.discriminator)
+    x = torch.zeros(config.batch_size, c, h, w, device=trainer.device).contiguous(memory_format=trainer.memory_format)
+    timings = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        with trainer.precision.autocast():
+            loss = discriminator(refiner(x)).float().mean()
+        loss.backward()
+        timings.append(time.perf_counter() - start)
+    update = min(timings[1:])  # the first call pays one-off allocation costs
+    s = config.schedule
+    updates = s.refiner_pretrain_steps + s.discriminator_pretrain_steps + s.steps * (s.k_g + s.k_d)
+    remaining = max(trainer.total_steps - trainer.step, 0) / max(trainer.total_steps, 1)
+    return update * updates * remaining * 1.15  # data sampling and the optimiser step
+
+
+class TrainingDisplay:
+    """A rich progress bar fed by a :class:`Trainer` callback."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[phase]:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TextColumn("{task.fields[speed]:>9}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self.task = None
+
+    def describe(self, trainer: Trainer, recipe: str, schedule: str | None) -> None:
+        """Say where the data comes from, what was picked, and roughly how long it will take."""
+        config = trainer.config
+        synthetic, real = getattr(trainer, "sources", ("?", "?"))
+        s = config.schedule
+        minutes = estimate_seconds(trainer) / 60
+        self.console.print(f"[bold]refinekit run {recipe}[/] -> {trainer.out_dir}")
+        self.console.print(f"  synthetic: {synthetic}")
+        self.console.print(f"  real:      {real}")
+        self.console.print(
+            f"  device {trainer.device}, precision {trainer.precision.name} ({trainer.precision.reason}), "
+            f"batch {config.batch_size}, buffer {config.buffer_size}"
+        )
+        self.console.print(
+            f"  schedule {schedule or 'default'}: R pre-train {s.refiner_pretrain_steps}, "
+            f"D pre-train {s.discriminator_pretrain_steps}, {s.steps} rounds of k_g={s.k_g}/k_d={s.k_d}; "
+            f"about {minutes:.1f} min on this machine"
+        )
+        if trainer.step:
+            self.console.print(f"  resuming at step {trainer.step} of {trainer.total_steps}")
+        self.task = self.progress.add_task(
+            "train", total=trainer.total_steps, completed=trainer.step, phase="", losses="", speed=""
+        )
+
+    def update(self, trainer: Trainer, report: StepReport) -> None:
+        if self.task is None:
+            return
+        shown = "  ".join(f"{k}={report.metrics[k]:.3f}" for k in _SHOWN if k in report.metrics)
+        self.progress.update(
+            self.task,
+            completed=report.step,
+            phase=report.phase,
+            losses=shown,
+            speed=f"{report.images_per_second:,.0f} img/s",
+        )
+
+    def finish(self, result: TrainResult) -> None:
+        self.console.print(f"Done: {result.step} steps. Refiner: {result.refiner_path}")
+        if result.skipped_steps:
+            self.console.print(f"  skipped {result.skipped_steps} updates with non-finite losses")
+        self.console.print(f"  samples: {result.out_dir / 'samples'}  losses: {result.out_dir / 'losses.png'}")
+
+    def __enter__(self) -> "TrainingDisplay":
+        self.progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()

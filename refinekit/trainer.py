@@ -1,0 +1,403 @@
+"""SimGAN training: the paper's Algorithm 1, as a plain PyTorch loop.
+
+1. Pre-train R on self-regularisation alone.
+2. Pre-train D against the (pre-trained) refiner's output.
+3. Repeat: k_g refiner updates, then k_d discriminator updates, where D sees half
+   current refined images and half from the image history buffer.
+
+A *step* is one iteration of the current phase (one round in phase 3).
+Checkpoints are taken between steps, so a resumed run continues bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from refinekit import losses
+from refinekit.buffer import HistoryBuffer
+from refinekit.checkpoint import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    atomic_save,
+    export_refiner,
+    flatten_state,
+    load_optimizer_state,
+    read_file,
+    unflatten_state,
+)
+from refinekit.components.discriminators import REAL, REFINED
+from refinekit.config import TrainConfig, config_to_json
+from refinekit.data import BatchSampler, ImageSet
+from refinekit.errors import CheckpointError, NonFiniteLossError
+from refinekit.plugins import create_discriminator, create_refiner, create_regularizer
+from refinekit.precision import Precision, resolve_device, resolve_precision
+from refinekit.report import plot_losses, save_sample_grid
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+REFINER_NAME = "refiner.safetensors"
+PHASES = ("refiner-pretrain", "discriminator-pretrain", "adversarial")
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: a checkpoint was saved at ``step``."""
+
+    def __init__(self, step: int, out_dir: Path) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint saved in {out_dir}")
+        self.step = step
+        self.out_dir = out_dir
+
+
+@dataclass
+class StepReport:
+    """What the progress display and metrics.jsonl receive after each step."""
+
+    step: int
+    total: int
+    phase: str
+    metrics: dict[str, float]
+    images_per_second: float
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run's outputs are, and its last metrics."""
+
+    out_dir: Path
+    refiner_path: Path
+    checkpoint_path: Path
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped_steps: int = 0
+
+
+class Trainer:
+    """Runs one SimGAN training job into ``out_dir``.
+
+    Args:
+        config: the resolved configuration.
+        synthetic: labelled synthetic images (annotations are not used by training).
+        real: unlabelled real images.
+        out_dir: where checkpoints, samples and metrics go.
+        callbacks: called as ``callback(trainer, report)`` after every step (progress
+            displays, evaluation during training).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        synthetic: ImageSet,
+        real: ImageSet,
+        out_dir: Path,
+        callbacks: Sequence[Callable[["Trainer", StepReport], None]] = (),
+    ) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(config.device)
+        self.precision: Precision = resolve_precision(config.precision, self.device)
+        torch.manual_seed(config.seed)
+        channels = config.image.channels
+        self.refiner = create_refiner(config.refiner.name, channels=channels, **config.refiner.options)
+        self.discriminator = create_discriminator(
+            config.discriminator.name, channels=channels, **config.discriminator.options
+        )
+        self.regularizer = create_regularizer(config.regularizer.name, channels=channels, **config.regularizer.options)
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        for module in (self.refiner, self.discriminator, self.regularizer):
+            module.to(self.device, memory_format=memory_format)
+        self.memory_format = memory_format
+        self.opt_refiner = self._optimizer(self.refiner, config.optim.lr_refiner)
+        self.opt_discriminator = self._optimizer(self.discriminator, config.optim.lr_discriminator)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
+        half = config.batch_size // 2
+        self.synthetic = BatchSampler(synthetic, config.batch_size, self.device, config.seed + 1)
+        self.real = BatchSampler(real, config.batch_size, self.device, config.seed + 2)
+        self.buffer = HistoryBuffer(config.buffer_size, synthetic.shape, self.device) if config.buffer_size else None
+        self.buffer_rng = torch.Generator().manual_seed(config.seed + 3)
+        self.half = half
+        self.step = 0
+        self.skipped_steps = 0
+        self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
+        self._fixed_real = torch.from_numpy(real.images[: min(8, len(real))].copy())
+        self._interrupt = False
+        self._forward_refiner = torch.compile(self.refiner) if config.compile else self.refiner
+        self._forward_discriminator = torch.compile(self.discriminator) if config.compile else self.discriminator
+
+    def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+        optim = self.config.optim
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        if optim.name == "adam":
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=optim.betas, **fused)
+        return torch.optim.SGD(module.parameters(), lr=lr, momentum=optim.momentum, **fused)
+
+    # -- schedule ----------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        s = self.config.schedule
+        return s.refiner_pretrain_steps + s.discriminator_pretrain_steps + s.steps
+
+    def phase_of(self, step: int) -> str:
+        s = self.config.schedule
+        if step < s.refiner_pretrain_steps:
+            return PHASES[0]
+        if step < s.refiner_pretrain_steps + s.discriminator_pretrain_steps:
+            return PHASES[1]
+        return PHASES[2]
+
+    # -- one update each ---------------------------------------------------
+    def _batch(self, sampler: BatchSampler) -> torch.Tensor:
+        return sampler.next()[1].contiguous(memory_format=self.memory_format)
+
+    def refiner_step(self, adversarial: bool) -> dict[str, float]:
+        """One R update: lambda * self-regularisation, plus the adversarial loss after pre-training."""
+        synthetic = self._batch(self.synthetic)
+        self.discriminator.requires_grad_(False)  # gradients flow through D to R, but D's are not needed
+        with self.precision.autocast():
+            refined = self._forward_refiner(synthetic)
+            reg = self.regularizer(refined.float(), synthetic)
+            loss = self.config.reg_weight * reg
+            metrics = {"refiner_reg": reg.item()}
+            if adversarial:
+                adv = losses.refiner_adversarial_loss(self._forward_discriminator(refined))
+                loss = loss + adv
+                metrics["refiner_adv"] = adv.item()
+        self.discriminator.requires_grad_(True)
+        metrics["refiner_loss"] = loss.item()
+        self._apply(loss, self.opt_refiner, metrics)
+        return metrics
+
+    def discriminator_step(self) -> dict[str, float]:
+        """One D update on half current refined images and half history images (section 2.3)."""
+        synthetic = self._batch(self.synthetic)
+        real = self._batch(self.real)
+        with torch.no_grad(), self.precision.autocast():  # D's step never backpropagates into R
+            refined = self._forward_refiner(synthetic).float()
+        current = refined[: self.half]
+        if self.buffer is not None and len(self.buffer) > 0:
+            history = self.buffer.sample(self.config.batch_size - self.half, self.buffer_rng)
+            fake = torch.cat([current, history.to(current.dtype)])
+        else:
+            fake = refined
+        fake = fake.contiguous(memory_format=self.memory_format)
+        with self.precision.autocast():
+            logits_fake = self._forward_discriminator(fake)
+            logits_real = self._forward_discriminator(real)
+            loss = losses.discriminator_loss(logits_fake, logits_real)
+        metrics = {
+            "discriminator_loss": loss.item(),
+            "d_acc_real": losses.patch_accuracy(logits_real, REAL),
+            "d_acc_refined": losses.patch_accuracy(logits_fake, REFINED),
+        }
+        self._apply(loss, self.opt_discriminator, metrics)
+        if self.buffer is not None:
+            self.buffer.push(current, self.buffer_rng)
+        return metrics
+
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, metrics: dict[str, float]) -> None:
+        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+        if bad:
+            optimizer.zero_grad(set_to_none=True)
+            if self.config.on_nonfinite == "skip":
+                self.skipped_steps += 1
+                return
+            raise NonFiniteLossError(
+                f"step {self.step} ({self.phase_of(self.step)}): loss '{bad[0]}' is {metrics[bad[0]]}. "
+                f"The last good checkpoint is kept in {self.out_dir / CHECKPOINT_NAME}. Lower the learning rate, "
+                "use --precision fp32, or --set on_nonfinite=skip to skip such steps."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def run_step(self) -> tuple[str, dict[str, float], int]:
+        """Run the current step; returns (phase, metrics, images processed)."""
+        phase = self.phase_of(self.step)
+        schedule = self.config.schedule
+        batch = self.config.batch_size
+        if phase == PHASES[0]:
+            return phase, self.refiner_step(adversarial=False), batch
+        if phase == PHASES[1]:
+            return phase, self.discriminator_step(), batch
+        metrics: dict[str, float] = {}
+        for _ in range(schedule.k_g):
+            metrics.update(self.refiner_step(adversarial=True))
+        for _ in range(schedule.k_d):
+            metrics.update(self.discriminator_step())
+        return phase, metrics, batch * (schedule.k_g + schedule.k_d)
+
+    # -- the loop ----------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train to the end of the schedule, checkpointing as configured."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(config_to_json(self.config) + "\n")
+        metrics: dict[str, float] = {}
+        tick, images = time.perf_counter(), 0
+        with self._sigint_saves():
+            while self.step < self.total_steps:
+                if self._interrupt:
+                    self.save_checkpoint()
+                    raise TrainingInterrupted(self.step, self.out_dir)
+                phase, metrics, count = self.run_step()
+                self.step += 1
+                images += count
+                now = time.perf_counter()
+                speed = images / max(now - tick, 1e-9)
+                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                    self._log(phase, metrics, speed)
+                    tick, images = now, 0
+                report = StepReport(self.step, self.total_steps, phase, metrics, speed)
+                for callback in self.callbacks:
+                    callback(self, report)
+                if self.step % self.config.sample_every == 0 or self.step == self.total_steps:
+                    self.save_samples()
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps:
+                    self.save_checkpoint()
+        if self.step == 0 or not (self.out_dir / CHECKPOINT_NAME).exists():
+            self.save_checkpoint()
+        plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "losses.png")
+        return TrainResult(
+            out_dir=self.out_dir,
+            refiner_path=self.out_dir / REFINER_NAME,
+            checkpoint_path=self.out_dir / CHECKPOINT_NAME,
+            step=self.step,
+            metrics=metrics,
+            skipped_steps=self.skipped_steps,
+        )
+
+    @contextmanager
+    def _sigint_saves(self) -> Iterator[None]:
+        """Ctrl-C asks the loop to stop at the next step boundary, where the state is consistent."""
+
+        def handler(signum: int, frame: object) -> None:
+            if self._interrupt:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._interrupt = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _log(self, phase: str, metrics: dict[str, float], speed: float) -> None:
+        line = {"step": self.step, "phase": phase, **{k: round(v, 6) for k, v in metrics.items()}}
+        line["images_per_second"] = round(speed, 1)
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    # -- outputs -----------------------------------------------------------
+    @torch.no_grad()
+    def refine(self, images: torch.Tensor) -> torch.Tensor:
+        """Refine a float batch in [-1, 1] with the current refiner (eval mode, no autograd)."""
+        was_training = self.refiner.training
+        self.refiner.eval()
+        with self.precision.autocast():
+            out = self.refiner(images.to(self.device).contiguous(memory_format=self.memory_format)).float()
+        self.refiner.train(was_training)
+        return out
+
+    def save_samples(self) -> None:
+        from refinekit.data import to_float
+
+        synthetic = to_float(self._fixed_synthetic)
+        refined = self.refine(synthetic).cpu()
+        path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
+        save_sample_grid(path, synthetic, refined, to_float(self._fixed_real))
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The whole training state as safetensors tensors plus JSON metadata."""
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
+            for key, value in module.state_dict().items():
+                tensors[f"{prefix}.{key}"] = value
+        skeleton = {
+            "opt_refiner": flatten_state("opt_refiner", self.opt_refiner.state_dict(), tensors),
+            "opt_discriminator": flatten_state("opt_discriminator", self.opt_discriminator.state_dict(), tensors),
+            "scaler": self.scaler.state_dict(),
+        }
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.synthetic"] = self.synthetic.state()
+        tensors["rng.real"] = self.real.state()
+        tensors["rng.buffer"] = self.buffer_rng.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.buffer is not None:
+            for key, value in self.buffer.state().items():
+                tensors[f"buffer.{key}"] = value
+        metadata = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "step": str(self.step),
+            "skipped_steps": str(self.skipped_steps),
+            "config": config_to_json(self.config),
+            "state": json.dumps(skeleton),
+        }
+        return tensors, metadata
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint and the exported refiner, each atomically."""
+        tensors, metadata = self.state_tensors()
+        atomic_save(tensors, metadata, self.out_dir / CHECKPOINT_NAME)
+        c = self.config
+        export_refiner(
+            self.refiner,
+            self.out_dir / REFINER_NAME,
+            c.refiner.name,
+            c.refiner.options,
+            c.image.channels,
+            (c.image.height, c.image.width),
+        )
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Restore the whole state written by :meth:`save_checkpoint`."""
+        tensors, metadata = read_file(path, CHECKPOINT_FORMAT)
+        try:
+            skeleton = json.loads(metadata["state"])
+            for prefix, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
+                module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+            load_optimizer_state(self.opt_refiner, unflatten_state(skeleton["opt_refiner"], tensors))
+            load_optimizer_state(self.opt_discriminator, unflatten_state(skeleton["opt_discriminator"], tensors))
+            self.scaler.load_state_dict(skeleton["scaler"])
+            torch.set_rng_state(tensors["rng.torch"])
+            self.synthetic.load_state(tensors["rng.synthetic"])
+            self.real.load_state(tensors["rng.real"])
+            self.buffer_rng.set_state(tensors["rng.buffer"])
+            if "rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+            if self.buffer is not None and "buffer.size" in tensors:
+                self.buffer.load_state({"images": tensors["buffer.images"], "size": tensors["buffer.size"]})
+            self.step = int(metadata["step"])
+            self.skipped_steps = int(metadata.get("skipped_steps", "0"))
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: does not match this run's networks or settings ({exc})") from None
+        _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after the checkpoint, so a resumed run does not duplicate them."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a killed process
+    path.write_text("".join(line + "\n" for line in keep))
+
