@@ -27,6 +27,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "refinekit.components.discriminators",
     "refinekit.components.regularizers",
     "refinekit.components.datasets",
+    "refinekit.components.recipes",
 )
 
 KINDS: tuple[str, ...] = ("refiner", "discriminator", "regularizer", "dataset", "recipe", "task")
