@@ -24,6 +24,7 @@ from refinekit.errors import (
     RefinekitError,
     UnknownNameError,
 )
+from refinekit.evaluation import evaluate
 from refinekit.plugins import (
     create_discriminator,
     create_refiner,
@@ -50,6 +51,7 @@ __all__ = [
     "create_discriminator",
     "create_refiner",
     "create_regularizer",
+    "evaluate",
     "list_datasets",
     "list_discriminators",
     "list_recipes",

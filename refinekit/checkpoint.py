@@ -42,14 +42,16 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:
+        # safetensors reports a full disk as SafetensorError("... (os error 28)"), not OSError.
         tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
+        if getattr(exc, "errno", None) == errno.ENOSPC or f"(os error {errno.ENOSPC})" in str(exc):
             raise CheckpointError(
                 f"no space left on the device while writing {path}; the previous file is intact. "
                 "Free some space, then rerun with --resume."
             ) from None
-        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; the previous file is intact") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise CheckpointError(f"cannot write {path}: {reason}; the previous file is intact") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -110,6 +112,20 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_encoder_weights(module: nn.Module, path: Path, what: str) -> None:
+    """Load a local safetensors state dict into ``module``; keys it lacks (a classifier head) are ignored.
+
+    Every key of ``module`` must be in the file: a file for another network would
+    otherwise load nothing and leave random weights without a word.
+    """
+    result = module.load_state_dict(load_state_file(path), strict=False)
+    if result.missing_keys:
+        raise CheckpointError(
+            f"{path}: holds no weights for {len(result.missing_keys)} of {len(module.state_dict())} tensors of "
+            f"{what} (e.g. {', '.join(result.missing_keys[:3])}); is it the state dict of that timm model?"
+        )
 
 
 def flatten_state(prefix: str, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 import warnings
 from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from refinekit.errors import RefinekitError
@@ -32,14 +34,20 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except RefinekitError as exc:
             if debug:
                 raise
-            console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escape(): file names and values in messages may contain [brackets] that rich reads as markup
+            console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one inside it
+            if debug:
+                raise
+            console.print("Interrupted.", highlight=False)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
 
 def _show_warnings(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    console.print(f"[yellow]Warning:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]Warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +71,10 @@ def main(debug: bool) -> None:
 @click.option("--synthetic", default=None, help="Synthetic data: any supported file or folder (format detected).")
 @click.option("--real", default=None, help="Real data: any supported file or folder (format detected).")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable or malformed input files, with a count.")
+@click.option(
+    "--eval-every", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Every N steps, log held-out realism and label metrics to eval.jsonl and save refiner_step_N.safetensors.",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @_friendly_errors
 def run(
@@ -78,6 +90,7 @@ def run(
     synthetic: str | None,
     real: str | None,
     skip_bad: bool,
+    eval_every: int | None,
     quiet: bool,
 ) -> None:
     """Train RECIPE (see 'refinekit recipes') and write the run folder."""
@@ -94,18 +107,43 @@ def run(
     )
     out_dir = out or f"runs/{recipe}"
     display = TrainingDisplay(console, enabled=not quiet)
-    trainer = prepare(config, out_dir, resume=resume, skip_bad=skip_bad, callbacks=[display.update])
+    callbacks: list[Callable[..., None]] = [display.update]
+    if eval_every is not None:
+        from refinekit.evaluation.during_training import EvalDuringTraining
+        from refinekit.plugins import get_recipe
+
+        callbacks.append(EvalDuringTraining(eval_every, get_recipe(recipe).task))
+    trainer = prepare(config, out_dir, resume=resume, skip_bad=skip_bad, callbacks=callbacks)
     display.describe(trainer, recipe, schedule)
     try:
         with display:
             result = trainer.fit()
     except TrainingInterrupted as exc:
         console.print(
-            f"Interrupted at step {exc.step}; checkpoint saved. Resume with:\n"
-            f"  refinekit run {recipe} --out {out_dir} --resume"
+            f"Interrupted at step {exc.step}; checkpoint saved. Resume with:\n  {escape(_resume_command(out_dir))}",
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(EXIT_INTERRUPTED)
     display.finish(result)
+
+
+def _resume_command(out_dir: str) -> str:
+    """This ``run`` command line with ``--resume``: a resumed run must repeat the data paths and settings."""
+    ctx = click.get_current_context()
+    words = ["refinekit", "run", ctx.params["recipe"], "--out", out_dir]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        unset = value is None or value is False or value == ()
+        if isinstance(param, click.Argument) or param.name in ("out", "resume") or unset:
+            continue
+        flag = param.opts[0]
+        if isinstance(param, click.Option) and param.is_flag:
+            words.append(flag)
+        else:
+            for item in value if isinstance(value, tuple) else (value,):
+                words += [flag, str(item)]
+    return shlex.join([*words, "--resume"])
 
 
 @main.command()
@@ -120,6 +158,8 @@ def run(
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable input files, with a count.")
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="Channels INPUT must have (default: the refiner's).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads decoding and writing images.")
 @click.option("--quiet", is_flag=True)
 @_friendly_errors
 def refine(
@@ -134,9 +174,15 @@ def refine(
     device: str,
     precision: str,
     skip_bad: bool,
+    channels: int | None,
+    workers: int | None,
     quiet: bool,
 ) -> None:
-    """Refine INPUT (a folder or dataset) with REFINER into OUTPUT, annotations unchanged."""
+    """Refine INPUT (a folder or dataset) with REFINER into OUTPUT, annotations unchanged.
+
+    Outputs are at the refiner's working size. Rerun the same command after a
+    crash to finish without redoing completed shards.
+    """
     from refinekit.refine import parse_shard, refine_to_folder
 
     manifest = refine_to_folder(
@@ -152,17 +198,32 @@ def refine(
         precision=precision,
         skip_bad=skip_bad,
         progress=not quiet,
+        channels=channels,
+        workers=workers,
     )
-    console.print(f"Refined {manifest['count']} images into {output} ({len(manifest['shards'])} shards).")
+    if manifest["complete"]:
+        console.print(f"Refined {manifest['count']} images into {output} ({len(manifest['shards'])} shards).")
+    else:
+        console.print(
+            f"Done with this part: {len(manifest['shards'])} of {manifest['shard_count']} shards of {output} are "
+            "finished; the part that finishes last writes manifest.json."
+        )
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--requirements", is_flag=True,
+    help="Print name==version of refinekit and every installed plugin distribution, for a requirements file.",
+)
 @_friendly_errors
-def plugins(as_json: bool) -> None:
+def plugins(as_json: bool, requirements: bool) -> None:
     """List loaded plugins, their versions, hooks and components."""
-    from refinekit.plugins import get_registry, iter_plugins
+    from refinekit.plugins import get_registry, iter_plugins, pinned_requirements
 
+    if requirements:
+        click.echo("\n".join(pinned_requirements()))
+        return
     infos = list(iter_plugins())
     problems = get_registry().problems
     if as_json:
@@ -209,3 +270,95 @@ def recipes(keys: bool) -> None:
         for row in iter_keys():
             key_table.add_row(*row)
         out.print(key_table)
+
+
+@main.command()
+@click.argument("source", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("target", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--refiner", "refiner_name", required=True, help="Registered refiner the weights belong to.")
+@click.option("--channels", type=click.IntRange(min=1), default=1, show_default=True, help="Image channels.")
+@click.option("--height", type=click.IntRange(min=1), default=35, show_default=True, help="Training image height.")
+@click.option("--width", type=click.IntRange(min=1), default=55, show_default=True, help="Training image width.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A refiner option (repeatable).")
+@_friendly_errors
+def convert(
+    source: str, target: str, refiner_name: str, channels: int, height: int, width: int, overrides: tuple[str, ...]
+) -> None:
+    """Convert refiner weights IN (.pt/.pth state dict, read with weights_only=True) to OUT (.safetensors)."""
+    from refinekit.config import deep_merge, parse_set
+    from refinekit.convert import convert_refiner
+
+    options: dict[str, Any] = {}
+    for expression in overrides:
+        options = deep_merge(options, parse_set(expression))
+    written = convert_refiner(
+        source, target, refiner_name, options=options, channels=channels, image_size=(height, width)
+    )
+    console.print(f"Wrote {written}; load it with refinekit.load_refiner or 'refinekit refine {written} ...'.")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--refiner", default=None, type=click.Path(dir_okay=False), help="Evaluate this refiner file instead, e.g. a refiner_step_N snapshot.")
+@click.option("--task", default=None, help="Evaluation task (default: the task of the run's recipe).")
+@click.option("--real", default=None, help="Real images held out from training, for realism and KID (format detected).")
+@click.option("--real-labelled", default=None, help="Labelled real data for the downstream test, e.g. MPIIGaze.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Change evaluation data: synthetic.KEY or real.KEY.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds splits, realism classifiers, KID subsets.")
+@click.option("--task-seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Task models per training set.")
+@click.option("--images", type=click.IntRange(min=8), default=None, help="At most this many images per side [default: 2000].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Report folder (default: RUN_DIR/eval).")
+@click.option("--quick", is_flag=True, help="Small budgets for a first look; numbers do not compare with full runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of tables.")
+@_friendly_errors
+def evaluate(
+    run_dir: str,
+    refiner: str | None,
+    task: str | None,
+    real: str | None,
+    real_labelled: str | None,
+    overrides: tuple[str, ...],
+    seed: int,
+    task_seeds: int,
+    images: int | None,
+    device: str,
+    out: str | None,
+    quick: bool,
+    as_json: bool,
+) -> None:
+    """Measure RUN_DIR's refiner: realism, KID, annotations kept, downstream utility; write RUN_DIR/eval."""
+    import dataclasses
+
+    from refinekit.evaluation.api import QUICK, EvaluationSettings, evaluate as run_evaluation
+    from refinekit.evaluation.terminal import print_report
+
+    settings = QUICK if quick else EvaluationSettings()
+    if images is not None:
+        settings = dataclasses.replace(settings, max_images=images)
+    report = run_evaluation(
+        run_dir, refiner=refiner, task=task, real=real, real_labelled=real_labelled, overrides=overrides,
+        seed=seed, task_seeds=task_seeds, device=device, settings=settings, out=out, command=_command_line("evaluate"),
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    print_report(Console(), report)
+
+
+def _command_line(command: str) -> str:
+    """The current command as a shell line rebuilt from its parsed parameters (for reports)."""
+    ctx = click.get_current_context()
+    words = ["refinekit", command]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            words.append(param.opts[0])
+        else:
+            for item in value if isinstance(value, tuple) else (value,):
+                words += [param.opts[0], str(item)]
+    return shlex.join(words)

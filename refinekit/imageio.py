@@ -57,12 +57,13 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -
 
 def _to_uint8(img: Image.Image, channels: int, size: tuple[int, int] | None) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # PIL opens 16-bit PNG, TIFF and PGM as I;16 or I, scaled to 0..65535. The scale
+        # must not depend on the pixels: a dark 16-bit image is dark, not 8-bit.
         data = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if data.max(initial=0) > 255 else 255.0
-        img = Image.fromarray(np.clip(np.rint(data * 255.0 / top), 0, 255).astype(np.uint8))
+        img = Image.fromarray(np.clip(np.rint(data * (255.0 / 65535.0)), 0, 255).astype(np.uint8))
     elif img.mode == "F":
         raise ValueError("floating-point images are not supported; save as 8- or 16-bit")
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)

@@ -13,8 +13,11 @@ from refinekit.errors import DataError
 from refinekit.plugins import get_dataset, get_registry
 
 
-def detect_dataset(path: str, candidates: Sequence[str]) -> str:
-    """The first dataset in ``candidates`` (then any other) whose ``detect`` accepts ``path``."""
+def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--set synthetic.name=NAME") -> str:
+    """The first dataset in ``candidates`` (then any other) whose ``detect`` accepts ``path``.
+
+    ``name_option`` is how the calling command lets the user name the loader instead.
+    """
     if not Path(path).exists():
         raise DataError(f"{path} does not exist; check the path given to --synthetic / --real")
     registry = get_registry()
@@ -26,7 +29,7 @@ def detect_dataset(path: str, candidates: Sequence[str]) -> str:
             return name
     raise DataError(
         f"{path}: no dataset loader recognises this path (tried {', '.join(ordered)}). "
-        "Point at a folder of images or a supported file, or name the loader with --set synthetic.name=NAME."
+        f"Point at a folder of images or a supported file, or name the loader with {name_option}."
     )
 
 

@@ -4,6 +4,10 @@ Built-in components load through the same hooks as third-party plugins. Each
 entry point in the group ``refinekit`` is loaded on its own, so one broken
 plugin becomes a warning naming its distribution instead of breaking every
 command (``REFINEKIT_STRICT_PLUGINS=1`` makes it fatal).
+
+``REFINEKIT_LOAD_PLUGINS=a,b`` loads only the entry-point plugins named ``a`` and
+``b``; an empty value loads none. As in llm, it never removes the built-ins:
+they are part of refinekit, and every recipe's defaults name them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -69,17 +74,13 @@ class Registry:
         self.infos: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
         self._entries: dict[str, dict[str, Entry]] | None = None
-        allowed = _allowed_plugins()
+        self._reported_unknown_hooks: set[tuple[str, str]] = set()
         for module_name in DEFAULT_PLUGINS:
             short = module_name.rsplit(".", 1)[-1]
-            if allowed is None or short in allowed or module_name in allowed:
-                self._add(importlib.import_module(module_name), short, "refinekit", _version("refinekit"))
+            self._add(importlib.import_module(module_name), short, "refinekit", _version("refinekit"))
         if load_entry_points:
-            self._load_entry_points(allowed)
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self._problem(f"plugin {exc.plugin!r} implements a hook that does not exist: {exc}")
+            self._load_entry_points(_allowed_plugins())
+        self._check_unknown_hooks()
 
     # -- loading -----------------------------------------------------------
     def _load_entry_points(self, allowed: set[str] | None) -> None:
@@ -96,11 +97,20 @@ class Registry:
             self._add(module, ep.name, dist, version)
 
     def _add(self, module: Any, name: str, distribution: str, version: str) -> None:
-        if self.pm.is_registered(module) or name in self.infos:
+        if self.pm.is_registered(module):
+            return
+        if name in self.infos:
+            first = self.infos[name]
+            self._problem(
+                f"plugin name '{name}' from {distribution} {version} is already taken by {first.distribution} "
+                f"{first.version}; keeping the one from {first.distribution}. Uninstall one of them."
+            )
             return
         try:
             self.pm.register(module, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
+            if self.pm.is_registered(module):  # pluggy keeps the hooks it added before the bad one
+                self.pm.unregister(module)
             self._problem(f"plugin '{name}' from {distribution} {version} is invalid: {exc}")
             return
         hooks = sorted(h.name for h in (self.pm.get_hookcallers(module) or []))
@@ -110,15 +120,39 @@ class Registry:
     def register_plugin(self, module: Any, name: str) -> None:
         """Register a plugin object directly (tests, notebooks). Undo with :meth:`unregister_plugin`."""
         self._add(module, name, "in-process", "-")
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self._problem(f"plugin {name!r} implements a hook that does not exist: {exc}")
+        self._check_unknown_hooks()
 
     def unregister_plugin(self, name: str) -> None:
         self.pm.unregister(name=name)
         self.infos.pop(name, None)
+        self._reported_unknown_hooks = {seen for seen in self._reported_unknown_hooks if seen[0] != name}
         self._entries = None
+
+    def _check_unknown_hooks(self) -> None:
+        """Report each hook implementation without a hookspec (a misspelt hook is otherwise never called).
+
+        This is ``pm.check_pending()``, except that it names the plugin as registered,
+        reports every offender (pluggy stops at the first) and reports each only once.
+        """
+        known = [name for name in vars(self.pm.hook) if not name.startswith("_")]
+        for hook_name in known:
+            caller = getattr(self.pm.hook, hook_name)
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                plugin = impl.plugin_name
+                if impl.optionalhook or (plugin, hook_name) in self._reported_unknown_hooks:
+                    continue
+                self._reported_unknown_hooks.add((plugin, hook_name))
+                specs = [n for n in known if getattr(self.pm.hook, n).has_spec()]
+                close = difflib.get_close_matches(hook_name, specs, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                info = self.infos.get(plugin)
+                where = f" from {info.distribution} {info.version}" if info else ""
+                self._problem(
+                    f"plugin '{plugin}'{where} implements hook '{hook_name}', which does not exist, "
+                    f"so it is never called{hint}"
+                )
 
     def _problem(self, message: str) -> None:
         if os.environ.get("REFINEKIT_STRICT_PLUGINS", "") not in ("", "0"):
@@ -216,6 +250,41 @@ def reset_registry() -> None:
     """Forget loaded plugins, so the next call reloads them (tests, changed environment)."""
     global _registry
     _registry = None
+
+
+def pinned_requirements() -> list[str]:
+    """``name==version`` for refinekit and every installed distribution with a ``refinekit`` entry point.
+
+    Read from the installed metadata, not the loaded registry, so a plugin that
+    failed to import or is filtered by ``REFINEKIT_LOAD_PLUGINS`` is still pinned.
+    An editable or URL install gets a comment with its source, because its
+    version alone cannot be installed from an index.
+    """
+    dists = {"refinekit": importlib.metadata.distribution("refinekit")}
+    for ep in importlib.metadata.entry_points(group="refinekit"):
+        if ep.dist is not None:
+            dists.setdefault(ep.dist.metadata["Name"], ep.dist)
+    lines = []
+    for name in sorted(dists, key=lambda n: (n != "refinekit", n.lower())):
+        dist = dists[name]
+        line = f"{dist.metadata['Name']}=={dist.version}"
+        source = _direct_url(dist)
+        lines.append(f"{line}  # {source}" if source else line)
+    return lines
+
+
+def _direct_url(dist: importlib.metadata.Distribution) -> str:
+    """Where a distribution was installed from when not from an index (PEP 610 ``direct_url.json``)."""
+    try:
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return ""
+    url = info.get("url", "")
+    if not url:
+        return ""
+    if info.get("dir_info", {}).get("editable"):
+        return f"editable install from {url}"
+    return f"installed from {url}"
 
 
 def iter_plugins() -> Iterator[PluginInfo]:

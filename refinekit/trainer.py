@@ -211,7 +211,8 @@ class Trainer:
                 self.skipped_steps += 1
                 return
             raise NonFiniteLossError(
-                f"step {self.step} ({self.phase_of(self.step)}): loss '{bad[0]}' is {metrics[bad[0]]}. "
+                # 1-based, as metrics.jsonl and the progress bar count steps
+                f"step {self.step + 1} ({self.phase_of(self.step)}): loss '{bad[0]}' is {metrics[bad[0]]}. "
                 f"The last good checkpoint is kept in {self.out_dir / CHECKPOINT_NAME}. Lower the learning rate, "
                 "use --precision fp32, or --set on_nonfinite=skip to skip such steps."
             )

@@ -74,16 +74,24 @@ def _read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
     rows: list[dict[str, Any]] = []
     for p in sidecar_paths:
         try:
-            rows.append(json.loads(p.read_text(encoding="utf-8")))
+            row = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"{p}: not valid JSON ({exc}); fix or delete the sidecar") from None
+        if not isinstance(row, dict):
+            raise DataError(f'{p}: must hold a JSON object such as {{"gaze": [0.1, -0.2]}}, not {type(row).__name__}')
+        rows.append(row)
     keys = sorted(rows[0])
+    for p, row in zip(sidecar_paths, rows):
+        if sorted(row) != keys:
+            missing, extra = sorted(set(keys) - set(row)), sorted(set(row) - set(keys))
+            raise DataError(
+                f"{p}: keys differ from {sidecar_paths[0].name} (missing {missing}, extra {extra}); "
+                "every sidecar needs the same keys"
+            )
     columns: dict[str, np.ndarray] = {}
     for key in keys:
         values = []
         for p, row in zip(sidecar_paths, rows):
-            if key not in row:
-                raise DataError(f"{p}: has no '{key}', which {sidecar_paths[0].name} has; every sidecar needs the same keys")
             try:
                 values.append(np.asarray(row[key], dtype=np.float64))
             except (TypeError, ValueError):

@@ -79,9 +79,9 @@ class TimmUNetRefiner(nn.Module):
 
         self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=channels)
         if weights is not None:
-            from refinekit.checkpoint import load_state_file
+            from refinekit.checkpoint import load_encoder_weights
 
-            self.encoder.load_state_dict(load_state_file(Path(weights)), strict=False)
+            load_encoder_weights(self.encoder, Path(weights), f"the encoder '{encoder}'")
         skip_channels = self.encoder.feature_info.channels()
         self.lateral = nn.ModuleList(nn.Conv2d(c, decoder_features, 1) for c in skip_channels)
         self.fuse = nn.ModuleList(

@@ -48,9 +48,9 @@ class TimmFeatures(nn.Module):
 
         self.net = timm.create_model(model, pretrained=False, features_only=True, in_chans=channels)
         if weights is not None:
-            from refinekit.checkpoint import load_state_file
+            from refinekit.checkpoint import load_encoder_weights
 
-            self.net.load_state_dict(load_state_file(Path(weights)), strict=False)
+            load_encoder_weights(self.net, Path(weights), f"psi's timm model '{model}'")
         self.layers = layers
         self.net.requires_grad_(False).eval()
 

@@ -34,26 +34,38 @@ def check_labels(labels: np.ndarray, where: str, field: str) -> np.ndarray:
     return labels
 
 
+def limit_index(count: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random subset of ``limit`` out of ``count`` items, or None to keep all.
+
+    Random rather than the first ``limit``, because digit files are often
+    sorted by class and the first 500 images would then all be zeros.
+    """
+    if limit is None or limit >= count:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
+
+
 def make_image_set(
     images: np.ndarray,
-    labels: np.ndarray | None,
+    labels: np.ndarray,
     *,
     channels: int,
     limit: int | None,
     seed: int,
     source: str,
 ) -> ImageSet:
-    """Wrap grayscale uint8 (N, 1, H, W) digits as an :class:`ImageSet` with ``channels`` channels.
+    """Wrap grayscale uint8 (N, 1, H, W) digits and their labels as an :class:`ImageSet` with ``channels`` channels.
 
-    A ``limit`` keeps a seeded random subset rather than the first images,
-    because digit files are often sorted by class and the first 500 images
-    would then all be zeros.
+    ``limit`` keeps a seeded random subset (see :func:`limit_index`).
     """
-    if limit is not None and limit < len(images):
-        keep = np.sort(np.random.default_rng(seed).choice(len(images), size=limit, replace=False))
+    keep = limit_index(len(images), limit, seed)
+    if keep is not None:
         images = images[keep]
-        labels = None if labels is None else labels[keep]
+        labels = labels[keep]
     if channels != images.shape[1]:
         images = np.repeat(images[:, :1], channels, axis=1)
-    annotations = {} if labels is None else {"label": np.asarray(labels, dtype=np.int64)}
-    return ImageSet(images=np.ascontiguousarray(images), annotations=annotations, source=source)
+    return ImageSet(
+        images=np.ascontiguousarray(images),
+        annotations={"label": np.asarray(labels, dtype=np.int64)},
+        source=source,
+    )

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
 
-from refinekit_digits.digit_sets import NUM_CLASSES, make_image_set
+from refinekit_digits.digit_sets import NUM_CLASSES, limit_index, make_image_set
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
 CLASS_NAMES = frozenset(str(d) for d in range(NUM_CLASSES))
@@ -62,12 +62,16 @@ def list_class_images(root: Path) -> list[tuple[Path, int]]:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """One image file as uint8 (H, W) grayscale; transparency is composited onto black, the digit background."""
+    """One image file as uint8 (H, W) grayscale.
+
+    Transparency is composited onto white, as refinekit's ``image-folder``
+    does, so one file reads the same through either loader.
+    """
     try:
         with Image.open(path) as image:
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 image = image.convert("RGBA")
-                return np.asarray(Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image).convert("L"))
+                image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
             return np.asarray(image.convert("L"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"digit-class-folders: {path} is not a readable image ({exc}); delete or replace it") from None
@@ -115,8 +119,11 @@ def load_digit_class_folders(
     if path is None:
         raise DataError("digit-class-folders reads files: pass the root folder (holding 0/ ... 9/) as the path")
     files = list_class_images(Path(path))
-    by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+    keep = limit_index(len(files), limit, seed)
+    if keep is not None:  # choose before reading, so a limit also saves the reading
+        files = [files[i] for i in keep]
     arrays = [read_gray(file) for file, _ in files]
+    by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, array in enumerate(arrays):
         by_shape[array.shape].append(i)
     images = np.empty((len(files), 1, *size), dtype=np.uint8)
@@ -126,6 +133,10 @@ def load_digit_class_folders(
         images = 255 - images
     labels = np.array([label for _, label in files], dtype=np.int64)
     return make_image_set(
-        images, labels, channels=channels, limit=limit, seed=seed,
+        images,
+        labels,
+        channels=channels,
+        limit=None,
+        seed=seed,
         source=f"digit-class-folders: {path} ({len(files)} images)",
     )

@@ -1,0 +1,31 @@
+"""The hooks refinekit calls: this plugin's datasets and its recipe. Nothing else lives here."""
+
+from __future__ import annotations
+
+from refinekit.hookspecs import Register, hookimpl
+
+from refinekit_digits.folders import is_digit_class_folders, load_digit_class_folders
+from refinekit_digits.fonts import load_digits_fonts
+from refinekit_digits.idx import is_idx, load_mnist_idx
+from refinekit_digits.recipe import DIGITS_SIMGAN
+from refinekit_digits.sklearn_digits import load_sklearn_digits
+from refinekit_digits.usps import is_usps_h5, load_usps_h5
+
+
+@hookimpl
+def register_datasets(register: Register) -> None:
+    register("digits-fonts", load_digits_fonts, "Digits 0-9 rendered from matplotlib's fonts, augmented, labelled")
+    register("sklearn-digits", load_sklearn_digits, "scikit-learn's 1,797 handwritten 8x8 digits, framed like MNIST")
+    register("mnist-idx", load_mnist_idx, "MNIST-style IDX image+label files (gzipped or not)", detect=is_idx)
+    register("usps-h5", load_usps_h5, "USPS digits in one .h5 file (train/data, train/target, ...)", detect=is_usps_h5)
+    register(
+        "digit-class-folders",
+        load_digit_class_folders,
+        "Labelled digit images in root/0 ... root/9 folders",
+        detect=is_digit_class_folders,
+    )
+
+
+@hookimpl
+def register_recipes(register: Register) -> None:
+    register(DIGITS_SIMGAN)

@@ -1,0 +1,42 @@
+"""The ``digits-simgan`` recipe: rendered font digits refined towards scikit-learn's handwriting."""
+
+from __future__ import annotations
+
+from refinekit.recipes import Recipe
+
+CONFIG: dict = {
+    "image": {"channels": 1, "height": 28, "width": 28},
+    "synthetic": {"name": "digits-fonts", "options": {"count": 10000}},
+    # The real side is the train split only: the test split is held out for evaluation.
+    "real": {"name": "sklearn-digits", "options": {"split": "train"}},
+    "refiner": {"name": "simgan-resnet", "options": {"features": 32, "blocks": 3}},
+    "discriminator": {"name": "local-patch"},
+    "regularizer": {"name": "l1"},
+    "reg_weight": 1.0,
+    "batch_size": 32,
+    "buffer_size": 3200,
+    "optim": {"name": "adam", "lr_refiner": 2e-4, "lr_discriminator": 2e-4},
+}
+
+SCHEDULES: dict[str, dict] = {
+    "smoke": {
+        "schedule": {"refiner_pretrain_steps": 5, "discriminator_pretrain_steps": 5, "steps": 10, "k_g": 1, "k_d": 1},
+        "sample_every": 10,
+        "checkpoint_every": 20,
+    },
+    "quick": {
+        "schedule": {"refiner_pretrain_steps": 100, "discriminator_pretrain_steps": 100, "steps": 600, "k_g": 1, "k_d": 1},
+        "sample_every": 100,
+        "checkpoint_every": 200,
+    },
+}
+
+DIGITS_SIMGAN = Recipe(
+    name="digits-simgan",
+    description="Rendered font digits refined to look like scikit-learn's handwritten digits (28x28, 1 channel)",
+    config=CONFIG,
+    schedules=SCHEDULES,
+    default_schedule="quick",
+    path_datasets=("mnist-idx", "usps-h5", "digit-class-folders", "image-folder"),
+    task="digits",
+)

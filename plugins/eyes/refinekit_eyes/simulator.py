@@ -1,0 +1,387 @@
+"""A small UnityEyes-like eye renderer: clean synthetic eye patches with exact gaze labels.
+
+It is the embedded synthetic domain of ``eyes-simgan`` (dataset ``eyes-sim``),
+so the recipe runs with no download. Each image is drawn, vectorised over the
+batch in torch, from a handful of random parameters:
+
+* skin: a base tone, a linear lighting gradient, a darker eye socket, an upper-lid
+  crease, a brighter cheek and sometimes an eyebrow at the top edge;
+* eyelids: the interior margin as two arcs between the eye corners (upper lid
+  higher and skewed, lower lid flatter), with a dark lash line along the upper lid;
+* the eyeball inside the lids: a bright sclera shaded towards the corners and under
+  the upper lid, an iris disc with radial streaks and a dark limbus ring, a pupil
+  and a corneal glint.
+
+The iris follows the gaze as a disc on a sphere seen from the camera: its centre
+sits at ``eyeball_centre + D * (g_x, g_y)`` (orthographic projection of a point at
+depth ``D`` in front of the eyeball centre, D about 1.7 iris radii as in a human
+eye) and it is foreshortened by ``-g_z`` (the cosine of the angle to the camera)
+along the direction it moves. Gaze uses the MPIIGaze convention of
+:mod:`refinekit_eyes.gaze`: ``g = (-cos p sin y, -sin p, -cos p cos y)``, positive
+pitch up, positive yaw towards the image left.
+
+Geometry is laid out in a 60x36 reference frame matching the MPIIGaze normalised
+patches (eye corners about 45 px apart, iris radius about 7.5 px, eye centre a
+little above the middle) and stretched to the requested size, as the real 36x60
+patches are resized to 35x55. Edges are sigmoids about a third of a pixel wide,
+so images are anti-aliased but noiseless: what makes them look real is the
+refiner's job. By default each image is histogram-equalised, because the real
+MPIIGaze patches are; the labels do not depend on it.
+
+Examples:
+    >>> import torch
+    >>> images, labels = simulate_eyes(4, torch.Generator().manual_seed(0))
+    >>> images.shape, images.dtype, labels["landmarks"].shape
+    (torch.Size([4, 35, 55]), torch.uint8, torch.Size([4, 48, 2]))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from refinekit_eyes.gaze import pitch_yaw_to_vector
+
+REFERENCE_WIDTH = 60.0
+REFERENCE_HEIGHT = 36.0
+EDGE = 0.35  # sigmoid edge width in reference pixels: anti-aliased, still crisp at 55x35
+MARGIN_POINTS = 16  # as UnityEyes' interior_margin_2d
+IRIS_POINTS = 32  # as UnityEyes' iris_2d
+
+
+@dataclass(frozen=True)
+class SimulatorRanges:
+    """Uniform sampling ranges (low, high) of the randomised parameters.
+
+    Lengths are in pixels of the 60x36 reference frame; angles in degrees.
+
+    Args:
+        pitch: gaze pitch (up is positive); MPIIGaze spans about +-25.
+        yaw: gaze yaw (towards image left is positive); MPIIGaze spans about +-30.
+        eye_width: distance between the eye corners.
+        openness: scales the upper eyelid's height (1 = wide open).
+        iris_radius: radius of the iris disc.
+        iris_brightness: iris grey level in [0, 1] (dark brown to light).
+        skin_tone: skin grey level in [0, 1].
+        lighting: strength of the directional lighting gradient.
+        roll: in-plane head rotation.
+        shift: offset of the eye centre in x and y (head position).
+    """
+
+    pitch: tuple[float, float] = (-25.0, 25.0)
+    yaw: tuple[float, float] = (-30.0, 30.0)
+    eye_width: tuple[float, float] = (42.0, 52.0)
+    openness: tuple[float, float] = (0.7, 1.0)
+    iris_radius: tuple[float, float] = (7.5, 10.0)
+    iris_brightness: tuple[float, float] = (0.03, 0.25)
+    skin_tone: tuple[float, float] = (0.45, 0.72)
+    lighting: tuple[float, float] = (0.0, 0.15)
+    roll: tuple[float, float] = (-8.0, 8.0)
+    shift: tuple[float, float] = (-2.5, 2.5)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class EyeParams:
+    """Per-image scene parameters, each a (N,) tensor; reference-frame pixels, radians."""
+
+    pitch: torch.Tensor
+    yaw: torch.Tensor
+    centre_x: torch.Tensor
+    centre_y: torch.Tensor
+    half_width: torch.Tensor
+    roll: torch.Tensor
+    upper_height: torch.Tensor
+    lower_height: torch.Tensor
+    upper_skew: torch.Tensor
+    lower_skew: torch.Tensor
+    eyeball_offset: torch.Tensor
+    iris_radius: torch.Tensor
+    iris_depth: torch.Tensor
+    pupil_ratio: torch.Tensor
+    iris_brightness: torch.Tensor
+    streak_strength: torch.Tensor
+    streak_count: torch.Tensor
+    streak_phase: torch.Tensor
+    limbus_darkness: torch.Tensor
+    sclera_brightness: torch.Tensor
+    skin_tone: torch.Tensor
+    light_angle: torch.Tensor
+    light_strength: torch.Tensor
+    socket_darkness: torch.Tensor
+    crease_gap: torch.Tensor
+    crease_darkness: torch.Tensor
+    lash_darkness: torch.Tensor
+    cheek_brightness: torch.Tensor
+    brow_y: torch.Tensor
+    brow_darkness: torch.Tensor
+    glint_strength: torch.Tensor
+    glint_x: torch.Tensor
+    glint_y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+    def slice(self, start: int, stop: int) -> "EyeParams":
+        return EyeParams(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
+
+def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRanges = SimulatorRanges()) -> EyeParams:
+    """Draw ``count`` scenes. Parameters are drawn in a fixed order, so a seed fixes every image."""
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(count, generator=generator)
+
+    def ranged(name: str) -> torch.Tensor:
+        return uniform(*getattr(ranges, name))
+
+    openness = ranged("openness")
+    pitch = torch.deg2rad(ranged("pitch"))
+    # Eyelids follow vertical gaze (the upper lid drops when looking down), as in real eyes
+    # and UnityEyes; without it a downward gaze hides the iris behind a wide-open lid.
+    lid_follow = torch.sin(pitch) * uniform(0.5, 1.0)
+    return EyeParams(
+        pitch=pitch,
+        yaw=torch.deg2rad(ranged("yaw")),
+        centre_x=REFERENCE_WIDTH / 2 + ranged("shift"),
+        centre_y=17.0 + ranged("shift"),
+        half_width=ranged("eye_width") / 2,
+        roll=torch.deg2rad(ranged("roll")),
+        upper_height=openness * uniform(7.0, 9.5) * (1 + lid_follow),
+        lower_height=uniform(4.0, 6.5) * (1 - 0.3 * lid_follow),
+        upper_skew=uniform(-0.25, 0.2),
+        lower_skew=uniform(-0.2, 0.2),
+        eyeball_offset=uniform(-1.0, 1.0),
+        iris_radius=ranged("iris_radius"),
+        iris_depth=uniform(1.55, 1.85),
+        pupil_ratio=uniform(0.3, 0.5),
+        iris_brightness=ranged("iris_brightness"),
+        streak_strength=uniform(0.0, 0.5),
+        streak_count=torch.randint(9, 20, (count,), generator=generator).float(),
+        streak_phase=uniform(0.0, 2 * math.pi),
+        limbus_darkness=uniform(0.3, 0.8),
+        sclera_brightness=uniform(1.1, 1.4),  # relative to the skin tone
+        skin_tone=ranged("skin_tone"),
+        light_angle=uniform(0.0, 2 * math.pi),
+        light_strength=ranged("lighting"),
+        socket_darkness=uniform(0.1, 0.35),
+        crease_gap=uniform(2.5, 5.5),
+        crease_darkness=uniform(0.05, 0.25),
+        lash_darkness=uniform(0.25, 0.55),
+        cheek_brightness=uniform(0.03, 0.15),
+        brow_y=uniform(-8.0, 2.0),
+        brow_darkness=uniform(0.0, 0.25),
+        glint_strength=uniform(0.3, 1.0),
+        glint_x=uniform(-0.45, 0.45),
+        glint_y=uniform(-0.45, 0.45),
+    )
+
+
+def render(params: EyeParams, size: tuple[int, int] = (35, 55)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Draw the scenes: float images (N, H, W) in [0, 1] and their labels.
+
+    Labels (float32): ``gaze`` (N, 3), ``pitch_yaw`` (N, 2) radians, ``iris_centre`` (N, 2)
+    and ``landmarks`` (N, 48, 2) (16 eyelid-margin points from the left corner along the
+    upper lid to the right corner and back along the lower lid, then 32 iris-contour
+    points), all in output pixels with the centre of the top-left pixel at (0, 0).
+    """
+    height, width = size
+    p = {f.name: getattr(params, f.name)[:, None, None] for f in fields(params)}
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) * (REFERENCE_WIDTH / width)
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) * (REFERENCE_HEIGHT / height)
+    x, y = xs[None, None, :], ys[None, :, None]
+
+    # Eye-aligned coordinates: u along the corner line, v down across it.
+    cos_r, sin_r = torch.cos(p["roll"]), torch.sin(p["roll"])
+    dx, dy = x - p["centre_x"], y - p["centre_y"]
+    u = cos_r * dx + sin_r * dy
+    v = -sin_r * dx + cos_r * dy
+    t = u / p["half_width"]
+    upper, lower = _lid_curves(t, p)
+    inside_corners = torch.sigmoid((1.0 - t.abs()) * p["half_width"] / EDGE)
+    eye = torch.sigmoid((v - upper) / EDGE) * torch.sigmoid((lower - v) / EDGE) * inside_corners
+
+    gaze = pitch_yaw_to_vector(torch.stack((params.pitch, params.yaw), dim=1))
+    iris_x, iris_y, along_x, along_y, foreshortening = _iris_geometry(params, gaze)
+    ix, iy = iris_x[:, None, None], iris_y[:, None, None]
+    ax, ay = along_x[:, None, None], along_y[:, None, None]
+    qx, qy = x - ix, y - iy
+    along = (qx * ax + qy * ay) / foreshortening[:, None, None]
+    across = -qx * ay + qy * ax
+    rho = torch.sqrt(along**2 + across**2 + 1e-6) / p["iris_radius"]  # 1 on the iris edge
+
+    eyeball = _eyeball(p, t, v - upper, rho, torch.atan2(across, along), x - ix, y - iy)
+    skin = _skin(p, x, y, t, v, upper, lower)
+    image = (skin * (1 - eye) + eyeball * eye).clamp(0.0, 1.0)
+
+    labels = {
+        "gaze": gaze.float(),
+        "pitch_yaw": torch.stack((params.pitch, params.yaw), dim=1).float(),
+        "iris_centre": _to_pixels(torch.stack((iris_x, iris_y), dim=1), size),
+        "landmarks": _to_pixels(
+            torch.cat((_margin_points(params), _iris_points(params, iris_x, iris_y, along_x, along_y, foreshortening)), 1),
+            size,
+        ),
+    }
+    return image, labels
+
+
+def simulate_eyes(
+    count: int,
+    generator: torch.Generator,
+    size: tuple[int, int] = (35, 55),
+    ranges: SimulatorRanges = SimulatorRanges(),
+    equalize: bool = True,
+    chunk: int = 2048,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Render ``count`` uint8 eye images (N, H, W) with labels, in chunks to bound memory."""
+    params = sample_params(generator, count, ranges)
+    images, labels = [], []
+    for start in range(0, count, chunk):
+        image, label = render(params.slice(start, start + chunk), size)
+        images.append(equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8))
+        labels.append(label)
+    if not images:
+        return torch.empty((0, *size), dtype=torch.uint8), {}
+    return torch.cat(images), {key: torch.cat([label[key] for label in labels]) for key in labels[0]}
+
+
+def equalize_histograms(images: torch.Tensor, levels: int = 4096) -> torch.Tensor:
+    """Per-image histogram equalisation of float (N, H, W) images in [0, 1] -> uint8.
+
+    It is OpenCV's ``equalizeHist`` computed on ``levels`` grey levels instead of
+    256: equalising already-quantised smooth gradients stretches single 8-bit steps
+    into visible bands.
+    """
+    flat = (images.reshape(len(images), -1).clamp(0, 1) * (levels - 1)).round().long()
+    counts = torch.zeros(len(images), levels).scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float32))
+    cdf = counts.cumsum(1)
+    first = torch.where(counts > 0, cdf, torch.full_like(cdf, float("inf"))).amin(1, keepdim=True)
+    scale = (flat.shape[1] - first).clamp(min=1)
+    table = ((cdf - first) / scale * 255).round().clamp(0, 255)
+    return table.gather(1, flat).to(torch.uint8).reshape(images.shape)
+
+
+def _lid_curves(t: torch.Tensor, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upper and lower interior-margin offsets v(t) between the corners (t = -1, 1)."""
+    bulge = (1 - t * t).clamp(min=0)
+    # b(2 - b) has a flat top and meets the corners at an angle, like a real upper lid, without pow().
+    upper = -p["upper_height"] * bulge * (2 - bulge) * (1 + p["upper_skew"] * t)
+    lower = p["lower_height"] * bulge * (1 + p["lower_skew"] * t)
+    return upper, lower
+
+
+def _iris_geometry(params: EyeParams, gaze: torch.Tensor):
+    """Iris centre (reference pixels), the unit image direction it moves along, and its foreshortening."""
+    cos_r, sin_r = torch.cos(params.roll), torch.sin(params.roll)
+    eyeball_x = params.centre_x - sin_r * params.eyeball_offset
+    eyeball_y = params.centre_y + cos_r * params.eyeball_offset
+    depth = params.iris_depth * params.iris_radius
+    iris_x = eyeball_x + depth * gaze[:, 0]
+    iris_y = eyeball_y + depth * gaze[:, 1]
+    planar = torch.sqrt(gaze[:, 0] ** 2 + gaze[:, 1] ** 2)
+    straight = planar < 1e-6  # looking into the camera: any direction will do
+    along_x = torch.where(straight, torch.ones_like(planar), gaze[:, 0] / planar.clamp(min=1e-6))
+    along_y = torch.where(straight, torch.zeros_like(planar), gaze[:, 1] / planar.clamp(min=1e-6))
+    foreshortening = (-gaze[:, 2]).clamp(min=0.1)
+    return iris_x, iris_y, along_x, along_y, foreshortening
+
+
+def _eyeball(
+    p: dict[str, torch.Tensor],
+    t: torch.Tensor,
+    below_upper_lid: torch.Tensor,
+    rho: torch.Tensor,
+    angle: torch.Tensor,
+    glint_dx: torch.Tensor,
+    glint_dy: torch.Tensor,
+) -> torch.Tensor:
+    """Sclera, iris, pupil and glint, before masking by the eyelids."""
+    lid_shadow = 1 - 0.3 * torch.exp(-below_upper_lid.clamp(min=0) / 1.5)
+    sclera = p["sclera_brightness"] * p["skin_tone"] * (1 - 0.3 * t**4) * lid_shadow
+    streaks = p["streak_strength"] * torch.sin(p["streak_count"] * angle + p["streak_phase"])
+    ring = torch.sigmoid((rho - 0.8) / 0.07)  # the limbus: the iris darkens towards its edge
+    iris = p["iris_brightness"] * (1 + streaks * (1 - ring)) * (1 - p["limbus_darkness"] * ring) * lid_shadow
+    pupil = 0.02
+    radius_edge = EDGE / p["iris_radius"]
+    in_iris = torch.sigmoid((1 - rho) / radius_edge)
+    in_pupil = torch.sigmoid((p["pupil_ratio"] - rho) / radius_edge)
+    ball = sclera * (1 - in_iris) + iris * in_iris
+    ball = ball * (1 - in_pupil) + pupil * in_pupil
+    gx = glint_dx - p["glint_x"] * p["iris_radius"]
+    gy = glint_dy - p["glint_y"] * p["iris_radius"]
+    glint = p["glint_strength"] * torch.exp(-(gx * gx + gy * gy) / (2 * 0.6**2)) * in_iris
+    return ball + glint
+
+
+def _skin(
+    p: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+) -> torch.Tensor:
+    """Skin around the eye: tone, lighting, corner shadows, crease, lashes, brow bone, cheek and brow."""
+    light = p["light_strength"] * (
+        torch.cos(p["light_angle"]) * (x / REFERENCE_WIDTH - 0.5) * 2
+        + torch.sin(p["light_angle"]) * (y / REFERENCE_HEIGHT - 0.5) * 2
+    )
+    corner = t.abs() - 1
+    socket = p["socket_darkness"] * torch.exp(-((corner / 0.3) ** 2) - (v / 4) ** 2)
+    wide = (1 - (t / 1.15) ** 2).clamp(min=0)
+    crease_v = -(p["upper_height"] + p["crease_gap"]) * wide * (2 - wide)
+    crease = p["crease_darkness"] * torch.exp(-(((v - crease_v) / 1.1) ** 2)) * wide
+    near_lid = (1 - t * t).clamp(min=0)
+    near_lid = near_lid * (2 - near_lid)
+    lash = p["lash_darkness"] * torch.exp(-(((v - upper + 0.6) / 1.0) ** 2)) * near_lid * (1 + 0.3 * t)
+    lower_line = 0.06 * torch.exp(-(((v - lower - 0.6) / 0.8) ** 2)) * near_lid
+    cheek = p["cheek_brightness"] * torch.sigmoid((v - p["lower_height"] - 3) / 3)
+    brow_bone = p["cheek_brightness"] * torch.sigmoid((crease_v - v) / 2)
+    brow = p["brow_darkness"] * torch.sigmoid((p["brow_y"] - y) / 1.5)
+    skin = p["skin_tone"] + light - socket - crease - lash - lower_line + cheek + brow_bone - brow
+    # Saturate softly: a hard clip would leave flat white plateaus that equalisation turns into edges.
+    return 1 - torch.nn.functional.softplus((1 - skin) * 12) / 12
+
+
+def _margin_points(params: EyeParams) -> torch.Tensor:
+    """(N, 16, 2) eyelid-margin points: left corner, upper lid, right corner, lower lid back."""
+    k = torch.arange(MARGIN_POINTS // 2 + 1, dtype=torch.float32)
+    t_upper = -torch.cos(math.pi * k / (MARGIN_POINTS // 2))  # -1 ... 1, both corners included
+    t_lower = torch.cos(math.pi * k[1:-1] / (MARGIN_POINTS // 2))  # back from right to left, no corners
+    t = torch.cat((t_upper, t_lower))[None, :]
+    p = {f.name: getattr(params, f.name)[:, None] for f in fields(params)}
+    upper, lower = _lid_curves(t, p)
+    v = torch.cat((upper[:, : len(t_upper)], lower[:, len(t_upper) :]), dim=1)
+    u = t * p["half_width"]
+    cos_r, sin_r = torch.cos(p["roll"]), torch.sin(p["roll"])
+    return torch.stack((p["centre_x"] + cos_r * u - sin_r * v, p["centre_y"] + sin_r * u + cos_r * v), dim=2)
+
+
+def _iris_points(
+    params: EyeParams,
+    iris_x: torch.Tensor,
+    iris_y: torch.Tensor,
+    along_x: torch.Tensor,
+    along_y: torch.Tensor,
+    foreshortening: torch.Tensor,
+) -> torch.Tensor:
+    """(N, 32, 2) points on the iris ellipse at equal parameter steps."""
+    phi = torch.arange(IRIS_POINTS, dtype=torch.float32) * (2 * math.pi / IRIS_POINTS)
+    radius = params.iris_radius[:, None]
+    along = radius * foreshortening[:, None] * torch.cos(phi)[None]
+    across = radius * torch.sin(phi)[None]
+    ax, ay = along_x[:, None], along_y[:, None]
+    return torch.stack((iris_x[:, None] + along * ax - across * ay, iris_y[:, None] + along * ay + across * ax), dim=2)
+
+
+def _to_pixels(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Reference-frame points -> output pixels (centre of the top-left pixel at 0, 0)."""
+    scale = points.new_tensor([size[1] / REFERENCE_WIDTH, size[0] / REFERENCE_HEIGHT])
+    return (points * scale - 0.5).float()

@@ -1,0 +1,404 @@
+"""What ``refinekit refine`` writes: shards committed atomically, done-records, and the manifest.
+
+Layout of an output folder::
+
+    OUTPUT/
+      manifest.json              everything below, with sha256 checksums; rebuilt from the records
+      records/plan.json          what this folder is a refinement of (refiner, input, shard size, format)
+      records/shard_00000.json   shard 0's done-record: written last, so its presence means "complete"
+      shard_00000/000000.png     --format png: one PNG per image, named by input index,
+      shard_00000/000000.json      plus the image's annotations as a JSON sidecar (when it has any)
+      shard_00000.safetensors    --format safetensors: uint8 images, input index, annotation tensors
+
+A shard is written under a temporary name, renamed into place, and only then
+gets its done-record. Whatever instant a run is killed at, a shard either has
+a record and complete files, or it is redone from scratch by the next run;
+nothing is missing or duplicated. Records and safetensors shards are fsynced;
+single PNGs are not (an fsync costs milliseconds per image), so after a power
+loss a rerun redoes any shard whose files are missing or changed in size, and
+:func:`verify_output` checks every checksum. Every path read from a record or
+manifest is checked to lie inside OUTPUT before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path, PurePosixPath
+from threading import Lock
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save as safetensors_bytes
+
+from refinekit.errors import ConfigError, DataError
+from refinekit.refine_inputs import InputBatch
+
+OUTPUT_FORMAT = "refinekit.refined"
+SHARD_FORMAT = "refinekit.refined-shard"
+FORMAT_VERSION = "1"
+FORMATS = ("png", "safetensors")
+RECORDS = "records"
+PLAN = "plan.json"
+MANIFEST = "manifest.json"
+
+
+def shard_name(shard: int) -> str:
+    return f"shard_{shard:05d}"
+
+
+def image_stem(index: int, count: int) -> str:
+    """A PNG's name is its input index, zero-padded so names sort in input order."""
+    return f"{index:0{max(6, len(str(max(count - 1, 0))))}d}"
+
+
+def resolve_inside(root: Path, name: Any, where: Path) -> Path:
+    """``root / name``, refusing any name that could reach outside ``root``.
+
+    ``name`` comes from a file on disk (a done-record or manifest), so it is
+    untrusted: it must be a relative POSIX path without ``..``, and after
+    following symlinks it must still be inside ``root``.
+    """
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "is not a file name"
+    else:
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or "\\" in name or "\0" in name or (len(name) > 1 and name[1] == ":"):
+            problem = "is not a relative POSIX path"
+        elif any(part in ("", ".", "..") for part in name.split("/")):
+            problem = "has empty, '.' or '..' parts"
+    if problem is None:
+        path = root / name
+        if not path.resolve().is_relative_to(root.resolve()):
+            problem = "resolves (through a symlink) outside the folder"
+    if problem is not None:
+        raise DataError(
+            f"{where}: the entry {name!r} {problem}; refinekit only reads and writes inside {root}. "
+            f"The file was edited or damaged: delete it (and rerun the same 'refinekit refine' to redo that part)."
+        )
+    return root / name
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that ``path`` is either absent/old or complete, never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); delete it and rerun to redo that part") from None
+
+
+# -- the plan: what an output folder is a refinement of ---------------------------
+def claim_output(output: Path, plan: dict[str, Any]) -> None:
+    """Start or continue ``output``; refuse a folder that holds something else.
+
+    Parts started at once (``--shard i/n``) write the same plan, atomically, so
+    a race between them is harmless.
+    """
+    plan_path = output / RECORDS / PLAN
+    if plan_path.exists():
+        found = _read_json(plan_path)
+        changed = sorted(k for k in plan if found.get(k) != plan[k])
+        if changed:
+            details = "; ".join(f"{k}: was {found.get(k)!r}, now {plan[k]!r}" for k in changed)
+            raise ConfigError(
+                f"{output} holds a refinement made with other settings ({details}). Rerun with the same "
+                "refiner, input, --shard-size and --format to finish it, or choose a new OUTPUT folder."
+            )
+        return
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"OUTPUT {output} is a file; choose a folder")
+    if output.exists() and any(output.iterdir()) and not (output / RECORDS).is_dir():
+        raise ConfigError(
+            f"OUTPUT {output} is not empty and holds no refinekit refine records; choose a new or empty folder "
+            "so that no existing file is overwritten"
+        )
+    (output / RECORDS).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_path, plan)
+
+
+# -- writing one shard ---------------------------------------------------------
+class ShardWriter:
+    """Collects one shard's refined images under a temporary name; :meth:`commit` makes it final.
+
+    :meth:`write` may be called from several threads at once (PNG encoding
+    releases the GIL); batches may arrive out of order.
+    """
+
+    def __init__(self, output: Path, shard: int, fmt: str, count: int, start: int, stop: int) -> None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        self.output, self.shard, self.fmt, self.count = output, shard, fmt, count
+        self.start, self.stop = start, stop
+        self.name = shard_name(shard)
+        self.tmp = output / f".{self.name}.tmp-{os.getpid()}"
+        self._lock = Lock()
+        self._parts: list[tuple[InputBatch, np.ndarray, list[dict[str, Any]]]] = []
+        if fmt == "png":
+            self.tmp.mkdir()
+
+    def write(self, batch: InputBatch, refined: np.ndarray) -> None:
+        """Add refined uint8 (n, C, H, W) images for ``batch``'s inputs."""
+        files: list[dict[str, Any]] = []
+        if self.fmt == "png":
+            for row, index in enumerate(batch.indices.tolist()):
+                stem = image_stem(index, self.count)
+                files.append(self._put(f"{stem}.png", _encode_png(refined[row])))
+                sidecar = _sidecar(batch, row)
+                if sidecar is not None:
+                    files.append(self._put(f"{stem}.json", sidecar))
+        with self._lock:
+            self._parts.append((batch, refined, files))
+
+    def _put(self, name: str, data: bytes) -> dict[str, Any]:
+        (self.tmp / name).write_bytes(data)
+        return {"name": f"{self.name}/{name}", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+    def commit(self, skipped: list[dict[str, Any]]) -> dict[str, Any]:
+        """Move the shard into place, flush it, then write its done-record (last, atomically)."""
+        parts = sorted(self._parts, key=lambda p: int(p[0].indices[0]) if len(p[0]) else -1)
+        indices = [i for batch, _, _ in parts for i in batch.indices.tolist()]
+        sources = [s for batch, _, _ in parts for s in batch.sources]
+        keys = sorted({k for batch, _, _ in parts for k in _annotation_keys(batch)})
+        if self.fmt == "png":
+            files = [f for _, _, part_files in parts for f in part_files]
+            final = self.output / self.name
+            os.replace(self.tmp, final)
+        else:
+            final = self.output / f"{self.name}.safetensors"
+            files = [self._write_safetensors(parts, final)]
+        record = {
+            "shard": self.shard,
+            "start": self.start,
+            "stop": self.stop,
+            "count": len(indices),
+            "indices": indices,
+            "sources": sources,
+            "annotations": keys,
+            "files": files,
+            "skipped": sorted(skipped, key=lambda s: int(s["index"])),
+        }
+        write_json_atomic(self.output / RECORDS / f"{self.name}.json", record)
+        return record
+
+    def _write_safetensors(self, parts: list[tuple[InputBatch, np.ndarray, Any]], final: Path) -> dict[str, Any]:
+        kept = [(b, r) for b, r, _ in parts if len(b)]
+        tensors: dict[str, torch.Tensor] = {
+            "images": torch.from_numpy(np.concatenate([r for _, r in kept])) if kept else torch.empty(0, dtype=torch.uint8),
+            "index": torch.from_numpy(np.concatenate([b.indices for b, _ in kept])) if kept else torch.empty(0, dtype=torch.int64),
+        }
+        for key in sorted({k for b, _ in kept for k in b.fields}):
+            try:
+                column = np.concatenate([np.asarray(b.fields[key]) for b, _ in kept])
+                tensors[f"annotation.{key}"] = torch.from_numpy(np.ascontiguousarray(column))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(
+                    f"annotation '{key}' cannot be stored as a tensor in {final.name} ({exc}); "
+                    "every image needs it as numbers of one shape. Use --format png, which writes JSON sidecars."
+                ) from None
+        metadata = {
+            "format": SHARD_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "shard": str(self.shard),
+            "sources": json.dumps([s for b, _ in kept for s in b.sources]),
+        }
+        data = safetensors_bytes(tensors, metadata)
+        tmp = self.tmp.with_name(self.tmp.name + ".safetensors")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        return {"name": final.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    array = image[0] if image.shape[0] == 1 else np.ascontiguousarray(image.transpose(1, 2, 0))
+    buffer = io.BytesIO()
+    # Level 1: lossless all the same, a few % larger, and encoding competes with the refiner for the CPU.
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _sidecar(batch: InputBatch, row: int) -> bytes | None:
+    """The image's annotations: its input sidecar byte for byte, or its dataset row as JSON."""
+    if batch.sidecars is not None:
+        return batch.sidecars[row]
+    if batch.fields:
+        return json.dumps({k: v[row].tolist() for k, v in batch.fields.items()}).encode()
+    return None
+
+
+def _annotation_keys(batch: InputBatch) -> list[str]:
+    if batch.fields:
+        return list(batch.fields)
+    keys: set[str] = set()
+    for raw in batch.sidecars or ():
+        if raw is not None:
+            try:
+                keys.update(json.loads(raw))
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+                pass  # copied unchanged all the same; the image-folder loader reports bad sidecars
+    return sorted(keys)
+
+
+# -- reading done-records --------------------------------------------------------
+def clear_unfinished(output: Path, shard: int) -> None:
+    """Remove what a killed run left of ``shard`` (temporary files, outputs without a record)."""
+    name = shard_name(shard)
+    leftovers = [*output.glob(f".{name}.tmp-*"), output / name, output / f"{name}.safetensors"]
+    for path in leftovers:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+
+
+def read_record(output: Path, shard: int, start: int, stop: int) -> dict[str, Any] | None:
+    """Shard ``shard``'s done-record, checked against the plan and the files; None if not done.
+
+    A record whose files are missing or have changed size means the shard is
+    redone (with a warning); one that names paths outside ``output`` or does
+    not fit the plan is an error, because it was edited or damaged.
+    """
+    path = output / RECORDS / f"{shard_name(shard)}.json"
+    if not path.exists():
+        return None
+    record = _read_json(path)
+    check_record(output, record, path, shard, start, stop)
+    for entry in record["files"]:
+        file = resolve_inside(output, entry["name"], path)
+        if not file.is_file() or file.stat().st_size != entry["bytes"]:
+            warnings.warn(f"{path}: {entry['name']} is missing or changed; redoing shard {shard}", stacklevel=2)
+            path.unlink()
+            return None
+    return record
+
+
+def check_record(output: Path, record: Any, where: Path, shard: int, start: int, stop: int) -> None:
+    """Raise DataError unless ``record`` is a well-formed done-record of ``shard`` covering ``start:stop``."""
+    if not isinstance(record, dict) or not {"shard", "start", "stop", "count", "indices", "files"} <= set(record):
+        raise DataError(f"{where}: not a refinekit done-record; delete it and rerun to redo that shard")
+    if (record["shard"], record["start"], record["stop"]) != (shard, start, stop):
+        raise DataError(
+            f"{where}: records shard {record['shard']} = inputs {record['start']}:{record['stop']}, but the plan "
+            f"says shard {shard} = inputs {start}:{stop}; delete the record and rerun to redo that shard"
+        )
+    indices = record["indices"]
+    skipped = [s.get("index") for s in record.get("skipped", []) if isinstance(s, dict)]
+    if sorted([*indices, *skipped]) != list(range(start, stop)) or record["count"] != len(indices):
+        raise DataError(
+            f"{where}: its indices do not cover inputs {start}:{stop} exactly once; delete it and rerun to redo it"
+        )
+    name = shard_name(shard)
+    for entry in record["files"]:
+        if not isinstance(entry, dict) or not {"name", "sha256", "bytes"} <= set(entry):
+            raise DataError(f"{where}: malformed file entry {entry!r}; delete it and rerun to redo that shard")
+        resolve_inside(output, entry["name"], where)
+        parent = PurePosixPath(entry["name"]).parent.as_posix()
+        if parent != name and entry["name"] != f"{name}.safetensors":
+            raise DataError(
+                f"{where}: entry {entry['name']!r} is not a file of {name}; delete the record and rerun to redo it"
+            )
+
+
+# -- the manifest ----------------------------------------------------------------
+def build_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
+    """Write ``manifest.json`` from the done-records if every shard is done; return its summary.
+
+    Whichever part finishes last sees every record and writes the manifest;
+    parts finishing together write identical content, atomically. The file is
+    streamed one record at a time, so memory stays flat at any dataset size.
+    The returned dict is the manifest without the per-file lists.
+    """
+    summaries: list[dict[str, Any]] = []
+    for shard, (start, stop) in enumerate(spans):
+        record = read_record(output, shard, start, stop)
+        if record is not None:
+            summaries.append(
+                {"shard": shard, "count": record["count"], "skipped": len(record.get("skipped", [])),
+                 "record": f"{RECORDS}/{shard_name(shard)}.json"}
+            )
+    complete = len(summaries) == len(spans)
+    totals = {
+        "complete": complete,
+        "count": sum(s["count"] for s in summaries),
+        "skipped": sum(s["skipped"] for s in summaries),
+        "shards_done": len(summaries),
+    }
+    if complete:
+        _stream_manifest(output, {**header, **totals}, spans)
+    return {**header, **totals, "shards": summaries, "manifest": str(output / MANIFEST) if complete else None}
+
+
+def _stream_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> None:
+    path = output / MANIFEST
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(header, indent=1)[:-2] + ',\n "shards": [\n')
+        for shard, (start, stop) in enumerate(spans):
+            record = read_record(output, shard, start, stop)
+            if record is None:  # removed meanwhile by a concurrent, conflicting run
+                f.close()
+                tmp.unlink()
+                raise DataError(f"{output}: the record of shard {shard} vanished while writing {MANIFEST}; rerun")
+            f.write(("" if shard == 0 else ",\n") + json.dumps(record))
+        f.write("\n ]\n}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def iter_manifest_files(output: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every (checked path, entry) listed in ``output``'s manifest."""
+    manifest_path = output / MANIFEST
+    manifest = _read_json(manifest_path)
+    for record in manifest.get("shards", []):
+        for entry in record.get("files", []):
+            yield resolve_inside(output, entry.get("name"), manifest_path), entry
+
+
+def verify_output(output: str | os.PathLike[str]) -> dict[str, int]:
+    """Check a finished output folder against its manifest: checksums, and each input exactly once.
+
+    Returns:
+        ``{"count": images, "skipped": inputs skipped, "files": files checked}``.
+
+    Raises:
+        DataError: naming the first file or index that does not match.
+    """
+    output = Path(output)
+    manifest_path = output / MANIFEST
+    if not manifest_path.exists():
+        raise DataError(f"{output} has no {MANIFEST}: the refinement is unfinished; rerun the same command")
+    manifest = _read_json(manifest_path)
+    files = 0
+    for path, entry in iter_manifest_files(output):
+        if not path.is_file():
+            raise DataError(f"{manifest_path}: {entry['name']} is missing")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("sha256"):
+            raise DataError(f"{manifest_path}: {entry['name']} does not match its sha256; it was changed or damaged")
+        files += 1
+    seen = [i for r in manifest["shards"] for i in [*r["indices"], *(s["index"] for s in r.get("skipped", []))]]
+    expected = manifest["input"]["count"]
+    if sorted(seen) != list(range(expected)):
+        raise DataError(f"{manifest_path}: input indices are not each present exactly once (expected 0..{expected - 1})")
+    written = sum(len(r["indices"]) for r in manifest["shards"])
+    if written != manifest["count"]:
+        raise DataError(f"{manifest_path}: 'count' is {manifest['count']} but the shards hold {written} images")
+    return {"count": written, "skipped": expected - written, "files": files}
