@@ -36,6 +36,7 @@ from refinekit.plugins import (
     list_regularizers,
 )
 from refinekit.recipes import Recipe
+from refinekit.refined_dataset import RefinedBatches, RefinedDataset
 
 __all__ = [
     "CheckpointError",
@@ -45,6 +46,8 @@ __all__ = [
     "NonFiniteLossError",
     "PluginError",
     "Recipe",
+    "RefinedBatches",
+    "RefinedDataset",
     "RefinekitError",
     "UnknownNameError",
     "__version__",

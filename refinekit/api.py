@@ -56,8 +56,14 @@ def resolve_config(
     for side, path in (("synthetic", synthetic), ("real", real)):
         if path is not None:
             name = detect_dataset(path, recipe_obj.path_datasets)
-            data[side] = {"name": name, "path": str(path)}
-    return build_config(data, origin=f"configuration of recipe '{recipe_obj.name}'")
+            configured = data.get(side) if isinstance(data.get(side), dict) else {}
+            # the limit stays, and so do options set for this loader (--set real.options...); another loader's go
+            keep = ("limit", "options") if configured.get("name") == name else ("limit",)
+            data[side] = {**{k: configured[k] for k in keep if k in configured}, "name": name, "path": str(path)}
+    origin = f"configuration of recipe '{recipe_obj.name}'"
+    if config_file is not None:
+        origin += f" with config file {config_file}"
+    return build_config(data, origin=origin)
 
 
 def _overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
@@ -80,7 +86,14 @@ def _resumed_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
     from refinekit.checkpoint import CHECKPOINT_FORMAT, read_file
 
     _, metadata = read_file(out_dir / CHECKPOINT_NAME, CHECKPOINT_FORMAT)
-    saved = build_config(json.loads(metadata["config"]), origin=f"config in {out_dir / CHECKPOINT_NAME}")
+    try:
+        saved_data = json.loads(metadata["config"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(
+            f"{out_dir / CHECKPOINT_NAME}: metadata 'config' is missing or not JSON ({exc}); it was not written by "
+            "'refinekit run'. Start a new run in another --out folder."
+        ) from None
+    saved = build_config(saved_data, origin=f"config in {out_dir / CHECKPOINT_NAME}")
     saved_flat, requested_flat = _flatten(saved.model_dump(mode="json")), _flatten(requested.model_dump(mode="json"))
     changed = sorted(k for k in saved_flat if saved_flat[k] != requested_flat.get(k) and k not in RESUMABLE_KEYS)
     if changed:

@@ -201,6 +201,9 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
         image_size = tuple(json.loads(metadata["image_size"]))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata field {exc} is missing or malformed") from None
+    # An option named ``weights`` points at *starting* weights (e.g. a timm encoder's); the
+    # file holds the trained ones, so it is not read again and need not exist any more.
+    options.pop("weights", None)
     refiner = create_refiner(component, channels=channels, **options)
     try:
         refiner.load_state_dict(tensors)

@@ -185,22 +185,26 @@ def refine(
     """
     from refinekit.refine import parse_shard, refine_to_folder
 
-    manifest = refine_to_folder(
-        refiner,
-        input_path,
-        output,
-        batch_size=batch_size,
-        shard_size=shard_size,
-        shard=parse_shard(shard),
-        fmt=fmt,
-        dataset=dataset,
-        device=device,
-        precision=precision,
-        skip_bad=skip_bad,
-        progress=not quiet,
-        channels=channels,
-        workers=workers,
-    )
+    try:
+        manifest = refine_to_folder(
+            refiner,
+            input_path,
+            output,
+            batch_size=batch_size,
+            shard_size=shard_size,
+            shard=parse_shard(shard),
+            fmt=fmt,
+            dataset=dataset,
+            device=device,
+            precision=precision,
+            skip_bad=skip_bad,
+            progress=not quiet,
+            channels=channels,
+            workers=workers,
+        )
+    except KeyboardInterrupt:
+        console.print("Interrupted; finished shards are kept. Rerun the same command to finish the rest.")
+        sys.exit(EXIT_INTERRUPTED)
     if manifest["complete"]:
         console.print(f"Refined {manifest['count']} images into {output} ({len(manifest['shards'])} shards).")
     else:

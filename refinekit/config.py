@@ -7,10 +7,12 @@ generated configuration reference in the docs (one source of truth).
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -98,6 +100,17 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(default=100, ge=1, description="Steps between checkpoints.")
     compile: bool = Field(default=False, description="Wrap the networks with torch.compile.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _component_names_default(cls, data: Any) -> Any:
+        # `--set refiner.options.features=32` alone must keep the default refiner, not lose its name.
+        if isinstance(data, dict):
+            for key in ("refiner", "discriminator", "regularizer"):
+                if isinstance(data.get(key), dict) and "name" not in data[key]:
+                    default = cls.model_fields[key].get_default(call_default_factory=True)
+                    data = {**data, key: {"name": default.name, **data[key]}}
+        return data
+
     @model_validator(mode="after")
     def _buffer_holds_half_batch(self) -> "TrainConfig":
         if 0 < self.buffer_size < self.batch_size // 2:
@@ -107,12 +120,19 @@ class TrainConfig(_Strict):
         return self
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any], _path: str = "") -> dict[str, Any]:
     """A copy of ``base`` with ``override`` merged in, recursing into dicts."""
     merged = dict(base)
     for key, value in override.items():
+        where = f"{_path}{key}"
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, where + ".")
+        elif isinstance(value, dict) and merged.get(key) is not None:
+            # e.g. --set schedule=3 then --steps 2: the 3 would vanish without a word
+            raise ConfigError(
+                f"'{where}' is a section of settings, not a value (got {merged[key]!r}); "
+                f"set its keys instead, e.g. --set {where}.KEY=VALUE"
+            )
         else:
             merged[key] = value
     return merged
@@ -134,9 +154,11 @@ def parse_set(expression: str) -> dict[str, Any]:
 
 def _parse_value(raw: str) -> Any:
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    # TOML reads 2024-01-01 as a date, but no config key holds one: it is a name or a path.
+    return raw if isinstance(value, (datetime.date, datetime.time)) else value
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -148,6 +170,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -161,7 +185,10 @@ def build_config(data: dict[str, Any], origin: str = "configuration") -> TrainCo
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{where}'")
+                close = difflib.get_close_matches(where, [row[0] for row in iter_keys()], n=1)
+                problems.append(f"unknown key '{where}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            elif not err["loc"]:  # a check across keys: its message names them; the input is the whole config
+                problems.append(err["msg"].removeprefix("Value error, "))
             else:
                 problems.append(f"'{where}': {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(
@@ -173,16 +200,39 @@ def config_to_json(config: TrainConfig) -> str:
     return json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True)
 
 
-def iter_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """(dotted key, type, default, description) for every leaf key: the generated config reference."""
+def iter_keys(
+    model: type[BaseModel] = TrainConfig, prefix: str = "", defaults: BaseModel | None = None
+) -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) for every leaf key: the generated config reference.
+
+    A nested section's defaults come from the parent's default instance (``refiner.name``
+    defaults to ``'simgan-resnet'`` although ``ComponentConfig.name`` has no default).
+    """
     rows = []
     for name, info in model.model_fields.items():
         annotation = info.annotation
         key = f"{prefix}{name}"
+        required = defaults is None and info.is_required()
+        value = getattr(defaults, name) if defaults is not None else None
+        if defaults is None and not required:
+            value = info.get_default(call_default_factory=True)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(iter_keys(annotation, key + "."))
+            rows.extend(iter_keys(annotation, key + ".", value))
             continue
-        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        rows.append((key, type_name, default, info.description or ""))
+        rows.append((key, _type_name(annotation, info.metadata), "required" if required else repr(value), info.description or ""))
     return rows
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _type_name(annotation: Any, metadata: list[Any]) -> str:
+    """``'auto' | 'cpu'`` for a Literal, ``int, >= 0`` for a bounded int, else the annotation as written."""
+    if get_origin(annotation) is Literal:
+        text = " | ".join(repr(v) for v in get_args(annotation))
+    elif get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        text = annotation.__name__
+    else:
+        text = str(annotation).replace("typing.", "")
+    bounds = [f"{symbol} {getattr(m, attr)}" for m in metadata for attr, symbol in _BOUNDS if hasattr(m, attr)]
+    return ", ".join([text, *bounds])

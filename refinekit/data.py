@@ -102,12 +102,53 @@ def to_grayscale_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a host tensor to ``device`` without stalling the host on CUDA.
+
+    A copy from pageable memory makes the host wait for every kernel queued
+    before it; from pinned memory with ``non_blocking`` it is just queued.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def is_memory_mapped(images: np.ndarray) -> bool:
+    """True when ``images`` is (a view of) a memory-mapped file."""
+    while images is not None:
+        if isinstance(images, np.memmap):
+            return True
+        images = images.base if isinstance(images.base, np.ndarray) else None
+    return False
+
+
+def fits_on_device(images: np.ndarray, device: torch.device, share: float = 0.5) -> bool:
+    """Whether a :class:`BatchSampler` should hold the whole image array on ``device``.
+
+    CUDA: when it takes at most ``share`` of the free GPU memory; then a step
+    never touches the host. CPU: when the array is already in RAM (holding it
+    costs nothing); a memory map stays a memory map, so a dataset larger than RAM
+    streams through the page cache with flat memory instead of being copied in.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return images.nbytes <= share * free
+    return not is_memory_mapped(images)
+
+
 class BatchSampler:
     """Draws random batches from an :class:`ImageSet` by index, seeded and resumable.
 
     The images live on ``device`` as uint8 when they fit (a whole eye dataset on a
     GPU costs a few GB and removes all host work from a step); otherwise batches
     are gathered from host memory (or a memory map) and copied over.
+
+    Args:
+        images: the set to sample from.
+        batch_size: images per batch.
+        device: where batches are delivered.
+        seed: seeds the index stream.
+        keep_on_device: hold the whole set on ``device``; None decides with :func:`fits_on_device`.
     """
 
     def __init__(
@@ -116,7 +157,7 @@ class BatchSampler:
         batch_size: int,
         device: torch.device,
         seed: int,
-        keep_on_device: bool = True,
+        keep_on_device: bool | None = None,
     ) -> None:
         if len(images) == 0:
             raise DataError(f"{images.source or 'dataset'}: no images to sample from")
@@ -125,8 +166,15 @@ class BatchSampler:
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
         self._on_device: torch.Tensor | None = None
+        if keep_on_device is None:
+            keep_on_device = fits_on_device(images.images, device)
         if keep_on_device:
-            self._on_device = torch.from_numpy(np.ascontiguousarray(images.images)).to(device)
+            self._on_device = _upload(images.images, device)
+
+    @property
+    def resident(self) -> bool:
+        """True when the whole set is held on the device (else batches are gathered from the host)."""
+        return self._on_device is not None
 
     def indices(self) -> torch.Tensor:
         """The next batch's indices, drawn with replacement so any set size works."""
@@ -136,9 +184,13 @@ class BatchSampler:
         """(indices, float images in [-1, 1] on the device)."""
         idx = self.indices()
         if self._on_device is not None:
-            batch = self._on_device[idx.to(self.device)]
+            batch = self._on_device[to_device(idx, self.device)]
         else:
-            batch = torch.from_numpy(self.image_set.images[idx.numpy()]).to(self.device)
+            # Sorted reads are sequential in a memory map; the inverse permutation restores the drawn order.
+            order = np.argsort(idx.numpy(), kind="stable")
+            gathered = np.empty((len(idx), *self.image_set.images.shape[1:]), dtype=np.uint8)
+            gathered[order] = self.image_set.images[idx.numpy()[order]]
+            batch = to_device(torch.from_numpy(gathered), self.device)
         return idx, to_float(batch)
 
     def state(self) -> torch.Tensor:
@@ -148,3 +200,15 @@ class BatchSampler:
     def load_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
 
+
+def _upload(images: np.ndarray, device: torch.device, chunk: int = 65536) -> torch.Tensor:
+    """The whole uint8 array on ``device``: zero-copy for an in-RAM array on CPU, else in chunks.
+
+    Chunks keep host memory flat when a memory-mapped set goes to the GPU.
+    """
+    if device.type == "cpu" and not is_memory_mapped(images):
+        return torch.from_numpy(np.ascontiguousarray(images))
+    out = torch.empty(images.shape, dtype=torch.uint8, device=device)
+    for start in range(0, len(images), chunk):
+        out[start : start + chunk] = torch.from_numpy(np.array(images[start : start + chunk])).to(device)
+    return out

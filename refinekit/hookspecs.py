@@ -44,6 +44,6 @@ def register_recipes(register: Register) -> None:
 
 @hookspec
 def register_tasks(register: Register) -> None:
-    """Register evaluation tasks: ``register(name, factory, description)``; factory() -> refinekit.evaluate.Task."""
+    """Register evaluation tasks: ``register(name, factory, description)``; factory() -> refinekit.evaluation.Task."""
 
 

@@ -50,7 +50,7 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -
         raise DataError(f"{path}: file does not exist") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied; make the file readable (chmod +r)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc}); delete or replace the file") from None
     return array
 

@@ -16,6 +16,7 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata
+import inspect
 import json
 import os
 import warnings
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from refinekit import hookspecs
-from refinekit.errors import PluginError, UnknownNameError
+from refinekit.errors import ConfigError, PluginError, UnknownNameError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "refinekit.components.refiners",
@@ -186,6 +187,11 @@ class Registry:
                     )
         return entries
 
+    def _origin(self, plugin: str) -> str:
+        """'DIST VERSION' of a loaded plugin: users uninstall distributions, not plugin names."""
+        info = self.infos.get(plugin)
+        return f"{info.distribution} {info.version}" if info else "an unknown distribution"
+
     def _make_register(self, kind: str, plugin: str, table: dict[str, Entry]) -> Callable[..., None]:
         def register(name: Any, factory: Any = None, description: str = "", **extra: Any) -> None:
             if kind == "recipe":  # recipes register themselves: register(Recipe(...))
@@ -194,8 +200,9 @@ class Registry:
             if name in table:
                 previous = table[name].plugin
                 self._problem(
-                    f"plugin '{plugin}' registers {kind} '{name}', already registered by '{previous}'; "
-                    f"keeping the one from '{previous}'"
+                    f"plugin '{plugin}' registers {kind} '{name}', already registered by '{previous}'; keeping the "
+                    f"one from '{previous}'. '{plugin}' comes from {self._origin(plugin)}, '{previous}' from "
+                    f"{self._origin(previous)}: uninstall one, or ask its author to rename the {kind}."
                 )
                 return
             table[name] = Entry(kind, name, factory, description, plugin, dict(extra))
@@ -294,19 +301,45 @@ def iter_plugins() -> Iterator[PluginInfo]:
 
 
 # -- typed facade: core code calls these, never pm.hook ---------------------
+def _build(kind: str, name: str, channels: int, options: dict[str, Any]) -> Any:
+    """Call a component factory, turning options it does not take into a ConfigError that lists those it does."""
+    factory = get_registry().get(kind, name).factory
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins and C types have no signature: just call
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(channels=channels, **options)
+        except TypeError as exc:
+            accepted = [p for p in signature.parameters if p not in ("self", "channels")]
+            raise ConfigError(
+                f"{kind}.options {options} do not fit {kind} '{name}' ({exc}); "
+                f"it takes: {', '.join(accepted) or 'no options'}"
+            ) from None
+    try:
+        return factory(channels=channels, **options)
+    except (TypeError, ValueError, RuntimeError) as exc:  # timm: RuntimeError('Unknown model ...')
+        if not options:  # nothing the user chose: a bug in the component, shown as such
+            raise
+        raise ConfigError(
+            f"{kind} '{name}' cannot be built with {kind}.options {options} ({exc}); check their types and values"
+        ) from exc
+
+
 def create_refiner(name: str, channels: int = 1, **options: Any):
     """Build refiner ``name`` for ``channels``-channel images. Unknown names list close matches."""
-    return get_registry().get("refiner", name).factory(channels=channels, **options)
+    return _build("refiner", name, channels, options)
 
 
 def create_discriminator(name: str, channels: int = 1, **options: Any):
     """Build discriminator ``name``; its output is (B, 2, h, w) logits, channel 1 = real."""
-    return get_registry().get("discriminator", name).factory(channels=channels, **options)
+    return _build("discriminator", name, channels, options)
 
 
 def create_regularizer(name: str, channels: int = 1, **options: Any):
     """Build self-regulariser ``name``: a module called as ``reg(refined, synthetic) -> loss``."""
-    return get_registry().get("regularizer", name).factory(channels=channels, **options)
+    return _build("regularizer", name, channels, options)
 
 
 def get_dataset(name: str) -> Entry:

@@ -5,8 +5,10 @@ and decoded one batch at a time; a dataset loader's arrays are sliced one batch
 at a time. Decoding and PNG encoding run in a thread pool (Pillow releases the
 GIL) while the main thread runs the refiner, so disk and compute overlap.
 
-Outputs are at the refiner's working size (``refiner.refinekit_image_size``,
-the size it was trained at): every input is resized to it before refinement,
+Outputs are at the refiner's working size and channel count (the size it was
+trained at, ``refiner.refinekit_image_size``; image files are read as
+grayscale or RGB to match, as training reads them): every input is resized to
+it before refinement,
 because a refiner's receptive field is tuned to that scale, and dataset
 loaders deliver their annotations (landmarks, gaze) in that same space. JSON
 sidecars of an image folder are copied byte for byte; if those images are not
@@ -29,7 +31,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -47,9 +48,10 @@ from refinekit.refine_outputs import (
     claim_output,
     clear_unfinished,
     read_record,
+    verify_output,
 )
 
-__all__ = ["open_refiner", "parse_shard", "refine_batch", "refine_to_folder"]
+__all__ = ["open_refiner", "parse_shard", "refine_batch", "refine_to_folder", "verify_output"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -69,7 +71,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise ConfigError(f"--shard {text!r}: expected I/N with whole numbers, e.g. 0/4 (part 0 of 4)") from None
     if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: I must be in 0..N-1 and N at least 1, e.g. 0/{max(n, 2)} ... {max(n, 2) - 1}/{max(n, 2)}")
+        raise ConfigError(f"--shard {text!r}: I must be in 0..N-1 and N at least 1, e.g. 0/4, 1/4, 2/4 and 3/4")
     return i, n
 
 
@@ -140,18 +142,25 @@ def refine_batch(
     is_uint8 = images.dtype == torch.uint8
     if not is_uint8 and not images.is_floating_point():
         raise DataError(f"refine_batch takes uint8 or float images, got {images.dtype}")
+    low, high = value_range
+    if not high > low:
+        raise ConfigError(f"value_range {value_range} must be (low, high) with high > low, e.g. (0.0, 1.0)")
     param = next(refiner.parameters(), None)
     device = param.device if param is not None else images.device
     if isinstance(precision, str):
         precision = resolve_precision(precision, device)
-    low, high = value_range
-    with torch.inference_mode():
-        x = images.to(device, non_blocking=True)
-        x = to_float(x) if is_uint8 else (x.float() - low) * (2.0 / (high - low)) - 1.0
-        with precision.autocast():
-            y = refiner(x.contiguous(memory_format=torch.channels_last))
-        y = to_uint8(y) if is_uint8 else ((y.float() + 1.0) * ((high - low) / 2.0) + low).to(images.dtype)
-        y = y.to(images.device).contiguous()
+    was_training = refiner.training
+    refiner.eval()  # e.g. BatchNorm in a timm encoder: use, never update, its statistics
+    try:
+        with torch.inference_mode():
+            x = images.to(device, non_blocking=True)
+            x = to_float(x) if is_uint8 else (x.float() - low) * (2.0 / (high - low)) - 1.0
+            with precision.autocast():
+                y = refiner(x.contiguous(memory_format=torch.channels_last))
+            y = to_uint8(y) if is_uint8 else ((y.float() + 1.0) * ((high - low) / 2.0) + low).to(images.dtype)
+            y = y.to(images.device).contiguous()
+    finally:
+        refiner.train(was_training)
     return y.clone()  # outside inference mode: a normal tensor that autograd may use
 
 
@@ -205,6 +214,8 @@ def refine_to_folder(
     if batch_size < 1 or shard_size < 1:
         raise ConfigError(f"--batch-size ({batch_size}) and --shard-size ({shard_size}) must be at least 1")
     part, parts = shard or part_from_env() or (0, 1)
+    if not 0 <= part < parts:
+        raise ConfigError(f"shard=({part}, {parts}): the part must be in 0..{parts - 1}")
     refiner_path = Path(refiner)
     torch_device = _device(device)
     chosen_precision = resolve_precision(precision, torch_device)
@@ -219,6 +230,7 @@ def refine_to_folder(
     source = open_input(input_path, dataset, refiner_channels, size, skip_bad, refiner_path)
     _warn_if_sidecars_not_rescaled(source, size)
     count = len(source)
+    fingerprint = source.fingerprint()
     spans = [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
     out = Path(output)
     refiner_sha256 = _sha256_file(refiner_path)
@@ -230,7 +242,7 @@ def refine_to_folder(
             "refiner_sha256": refiner_sha256,
             "dataset": source.dataset,
             "input_count": count,
-            "input_fingerprint": source.fingerprint(),
+            "input_fingerprint": fingerprint,
             "shard_size": shard_size,
             "output_format": fmt,
             "image": [refiner_channels, *size],
@@ -262,7 +274,7 @@ def refine_to_folder(
             "dataset": source.dataset,
             "description": source.description,
             "count": count,
-            "fingerprint": source.fingerprint(),
+            "fingerprint": fingerprint,
         },
         "image": {
             "channels": refiner_channels,
@@ -297,7 +309,8 @@ def _warn_if_sidecars_not_rescaled(source: Any, size: tuple[int, int]) -> None:
         found = source.first_image_size()
         if found is not None and found != size:
             warnings.warn(
-                f"{source.folder}: images are {found[1]}x{found[0]} and are resized to the refiner's {size[1]}x{size[0]}; "
+                f"{source.folder}: images are {found[1]}x{found[0]} and are resized to the refiner's "
+                f"{size[1]}x{size[0]}; "
                 "their JSON sidecars are copied unchanged, so rescale any pixel coordinates in them "
                 f"(x by {size[1] / found[1]:.4g}, y by {size[0] / found[0]:.4g})",
                 stacklevel=3,

@@ -128,7 +128,7 @@ class FolderInput:
         return batch
 
     def _sidecar_name(self, index: int) -> str:
-        return str(Path(self.names[index]).with_suffix(".json").as_posix())
+        return Path(self.names[index]).with_suffix(".json").as_posix()
 
     def _sidecar_bytes(self, index: int) -> bytes | None:
         if not self.has_sidecar[index]:
@@ -200,7 +200,12 @@ def _list_names(folder: Path) -> tuple[list[str], bytearray]:
 
 
 def open_input(
-    path: str | os.PathLike[str], dataset: str | None, channels: int, size: tuple[int, int], skip_bad: bool, refiner: Path
+    path: str | os.PathLike[str],
+    dataset: str | None,
+    channels: int,
+    size: tuple[int, int],
+    skip_bad: bool,
+    refiner: Path,
 ) -> FolderInput | ArrayInput:
     """The input at ``path``: streamed from files for an image folder, else via its dataset loader.
 

@@ -11,10 +11,12 @@ Checkpoints are taken between steps, so a resumed run continues bit-for-bit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from refinekit import losses
+from refinekit import distributed, losses
 from refinekit.buffer import HistoryBuffer
 from refinekit.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -38,9 +40,9 @@ from refinekit.checkpoint import (
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.config import TrainConfig, config_to_json
 from refinekit.data import BatchSampler, ImageSet
-from refinekit.errors import CheckpointError, NonFiniteLossError
+from refinekit.errors import CheckpointError, ConfigError, NonFiniteLossError
 from refinekit.plugins import create_discriminator, create_refiner, create_regularizer
-from refinekit.precision import Precision, resolve_device, resolve_precision
+from refinekit.precision import Precision, precision_named, resolve_device, resolve_precision
 from refinekit.report import plot_losses, save_sample_grid
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -103,9 +105,16 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.callbacks = list(callbacks)
-        self.device = resolve_device(config.device)
+        self.topology = distributed.setup(resolve_device(config.device))
+        self.device = _rank_device(resolve_device(config.device), self.topology)
         self.precision: Precision = resolve_precision(config.precision, self.device)
-        torch.manual_seed(config.seed)
+        world = self.topology.world_size
+        if config.batch_size % world or config.buffer_size % world or config.batch_size // world < 2:
+            raise ConfigError(
+                f"batch_size ({config.batch_size}) and buffer_size ({config.buffer_size}) are totals over the "
+                f"{world} torchrun processes and must divide evenly by {world}, with at least 2 images per process"
+            )
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         channels = config.image.channels
         self.refiner = create_refiner(config.refiner.name, channels=channels, **config.refiner.options)
         self.discriminator = create_discriminator(
@@ -116,22 +125,51 @@ class Trainer:
         for module in (self.refiner, self.discriminator, self.regularizer):
             module.to(self.device, memory_format=memory_format)
         self.memory_format = memory_format
+        if self.topology.distributed:
+            torch.manual_seed(self.topology.seed(config.seed))  # after the weights: ranks differ in dropout & co.
         self.opt_refiner = self._optimizer(self.refiner, config.optim.lr_refiner)
         self.opt_discriminator = self._optimizer(self.discriminator, config.optim.lr_discriminator)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
-        half = config.batch_size // 2
-        self.synthetic = BatchSampler(synthetic, config.batch_size, self.device, config.seed + 1)
-        self.real = BatchSampler(real, config.batch_size, self.device, config.seed + 2)
-        self.buffer = HistoryBuffer(config.buffer_size, synthetic.shape, self.device) if config.buffer_size else None
-        self.buffer_rng = torch.Generator().manual_seed(config.seed + 3)
-        self.half = half
+        # Each rank draws its share of the batch from its own seed stream and keeps its own history buffer.
+        self.local_batch = config.batch_size // world
+        seed = self.topology.seed
+        self.synthetic = BatchSampler(synthetic, self.local_batch, self.device, seed(config.seed + 1))
+        self.real = BatchSampler(real, self.local_batch, self.device, seed(config.seed + 2))
+        local_buffer = config.buffer_size // world
+        self.buffer = HistoryBuffer(local_buffer, synthetic.shape, self.device) if local_buffer else None
+        self.buffer_rng = torch.Generator().manual_seed(seed(config.seed + 3))
+        self.half = self.local_batch // 2
         self.step = 0
         self.skipped_steps = 0
         self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
         self._fixed_real = torch.from_numpy(real.images[: min(8, len(real))].copy())
         self._interrupt = False
-        self._forward_refiner = torch.compile(self.refiner) if config.compile else self.refiner
-        self._forward_discriminator = torch.compile(self.discriminator) if config.compile else self.discriminator
+        self._stop_agreed = False
+        self._build_forwards()
+
+    def _build_forwards(self) -> None:
+        """The callables each update runs: DDP-wrapped where gradients are averaged, compiled if asked.
+
+        R's update trains R (averaged over ranks) through a frozen D; D's update
+        trains D on R's output without autograd. A network that is not trained in
+        an update runs unwrapped there, so DDP never waits for gradients it will
+        not get.
+        """
+        maybe_compile = torch.compile if self.config.compile else (lambda module: module)
+        refiner, discriminator = maybe_compile(self.refiner), maybe_compile(self.discriminator)
+        self._infer_refiner, self._frozen_discriminator = refiner, discriminator
+        self._train_refiner, self._train_discriminator = refiner, discriminator
+        if self.topology.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._train_refiner = maybe_compile(DistributedDataParallel(self.refiner, device_ids=ids))
+            self._train_discriminator = maybe_compile(DistributedDataParallel(self.discriminator, device_ids=ids))
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that writes outputs (always, without torchrun)."""
+        return self.topology.is_main
 
     def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -162,64 +200,87 @@ class Trainer:
         """One R update: lambda * self-regularisation, plus the adversarial loss after pre-training."""
         synthetic = self._batch(self.synthetic)
         self.discriminator.requires_grad_(False)  # gradients flow through D to R, but D's are not needed
-        with self.precision.autocast():
-            refined = self._forward_refiner(synthetic)
-            reg = self.regularizer(refined.float(), synthetic)
-            loss = self.config.reg_weight * reg
-            metrics = {"refiner_reg": reg.item()}
-            if adversarial:
-                adv = losses.refiner_adversarial_loss(self._forward_discriminator(refined))
-                loss = loss + adv
-                metrics["refiner_adv"] = adv.item()
-        self.discriminator.requires_grad_(True)
-        metrics["refiner_loss"] = loss.item()
-        self._apply(loss, self.opt_refiner, metrics)
-        return metrics
+        try:
+            with self.precision.autocast():
+                refined = self._train_refiner(synthetic)
+                reg = self.regularizer(refined.float(), synthetic)
+                loss = self.config.reg_weight * reg
+                metrics = {"refiner_reg": reg}
+                if adversarial:
+                    adv = losses.refiner_adversarial_loss(self._frozen_discriminator(refined))
+                    loss = loss + adv
+                    metrics["refiner_adv"] = adv
+        finally:
+            self.discriminator.requires_grad_(True)
+        metrics["refiner_loss"] = loss
+        return self._apply(loss, self.opt_refiner, metrics)
 
     def discriminator_step(self) -> dict[str, float]:
         """One D update on half current refined images and half history images (section 2.3)."""
         synthetic = self._batch(self.synthetic)
         real = self._batch(self.real)
+        use_history = self.buffer is not None and len(self.buffer) > 0
+        if use_history:  # only half a batch of current images is shown to D: refine only those
+            synthetic = synthetic[: self.half]
         with torch.no_grad(), self.precision.autocast():  # D's step never backpropagates into R
-            refined = self._forward_refiner(synthetic).float()
+            refined = self._infer_refiner(synthetic).float()
         current = refined[: self.half]
-        if self.buffer is not None and len(self.buffer) > 0:
-            history = self.buffer.sample(self.config.batch_size - self.half, self.buffer_rng)
-            fake = torch.cat([current, history.to(current.dtype)])
+        if use_history:
+            fake = torch.cat([current, self.buffer.sample(self.local_batch - self.half, self.buffer_rng)])
         else:
             fake = refined
         fake = fake.contiguous(memory_format=self.memory_format)
+        # Two D passes, not one over both: a D with batch norm must not mix real and refined statistics.
         with self.precision.autocast():
-            logits_fake = self._forward_discriminator(fake)
-            logits_real = self._forward_discriminator(real)
+            logits_fake = self._train_discriminator(fake)
+            logits_real = self._train_discriminator(real)
             loss = losses.discriminator_loss(logits_fake, logits_real)
         metrics = {
-            "discriminator_loss": loss.item(),
-            "d_acc_real": losses.patch_accuracy(logits_real, REAL),
-            "d_acc_refined": losses.patch_accuracy(logits_fake, REFINED),
+            "discriminator_loss": loss,
+            "d_acc_real": _patch_accuracy(logits_real, REAL),
+            "d_acc_refined": _patch_accuracy(logits_fake, REFINED),
         }
-        self._apply(loss, self.opt_discriminator, metrics)
+        result = self._apply(loss, self.opt_discriminator, metrics)
         if self.buffer is not None:
             self.buffer.push(current, self.buffer_rng)
-        return metrics
+        return result
 
-    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, metrics: dict[str, float]) -> None:
-        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    def _apply(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, metrics: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
+        """Backpropagate, read every metric in one transfer, and step unless a loss is non-finite.
+
+        The backward is queued before the metrics are read, so on a GPU that read,
+        the update's only host sync, overlaps the backward. Under torchrun the same
+        transfer averages the metrics over ranks (every rank then takes the same
+        skip/stop decision) and carries the Ctrl-C flag (every rank stops at the
+        same step). Gradients of a non-finite loss are discarded unused.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        values = [value.detach().float().reshape(()) for value in metrics.values()]
+        if self.topology.distributed:
+            values.append(torch.full((), float(self._interrupt), device=loss.device))
+            reduced = distributed.all_reduce_sum(torch.stack(values)).div_(self.topology.world_size).tolist()
+            self._stop_agreed = reduced.pop() > 0
+        else:
+            reduced = torch.stack(values).tolist()
+        floats = dict(zip(metrics, reduced))
+        bad = [name for name, value in floats.items() if not math.isfinite(value)]
         if bad:
             optimizer.zero_grad(set_to_none=True)
             if self.config.on_nonfinite == "skip":
                 self.skipped_steps += 1
-                return
+                return floats
             raise NonFiniteLossError(
                 # 1-based, as metrics.jsonl and the progress bar count steps
-                f"step {self.step + 1} ({self.phase_of(self.step)}): loss '{bad[0]}' is {metrics[bad[0]]}. "
+                f"step {self.step + 1} ({self.phase_of(self.step)}): loss '{bad[0]}' is {floats[bad[0]]}. "
                 f"The last good checkpoint is kept in {self.out_dir / CHECKPOINT_NAME}. Lower the learning rate, "
                 "use --precision fp32, or --set on_nonfinite=skip to skip such steps."
             )
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
         self.scaler.update()
+        return floats
 
     def run_step(self) -> tuple[str, dict[str, float], int]:
         """Run the current step; returns (phase, metrics, images processed)."""
@@ -239,14 +300,22 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------
     def fit(self) -> TrainResult:
-        """Train to the end of the schedule, checkpointing as configured."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(config_to_json(self.config) + "\n")
+        """Train to the end of the schedule, checkpointing as configured.
+
+        Under torchrun every rank runs this; only rank 0 writes files, and every
+        rank takes part in each checkpoint (it gathers their states).
+        """
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(config_to_json(self.config) + "\n")
+            if self.step == 0:  # a fresh start: drop lines of an earlier attempt killed before its first checkpoint
+                (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
         metrics: dict[str, float] = {}
         tick, images = time.perf_counter(), 0
+        saved = False
         with self._sigint_saves():
             while self.step < self.total_steps:
-                if self._interrupt:
+                if self._stop_requested():
                     self.save_checkpoint()
                     raise TrainingInterrupted(self.step, self.out_dir)
                 phase, metrics, count = self.run_step()
@@ -255,18 +324,21 @@ class Trainer:
                 now = time.perf_counter()
                 speed = images / max(now - tick, 1e-9)
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
-                    self._log(phase, metrics, speed)
+                    if self.is_main:
+                        self._log(phase, metrics, speed)
                     tick, images = now, 0
                 report = StepReport(self.step, self.total_steps, phase, metrics, speed)
                 for callback in self.callbacks:
                     callback(self, report)
-                if self.step % self.config.sample_every == 0 or self.step == self.total_steps:
+                if self.is_main and (self.step % self.config.sample_every == 0 or self.step == self.total_steps):
                     self.save_samples()
                 if self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps:
                     self.save_checkpoint()
-        if self.step == 0 or not (self.out_dir / CHECKPOINT_NAME).exists():
+                    saved = True
+        if not saved:  # nothing to train (a finished run resumed, or an empty schedule): still leave the outputs
             self.save_checkpoint()
-        plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "losses.png")
+        if self.is_main:
+            plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "losses.png")
         return TrainResult(
             out_dir=self.out_dir,
             refiner_path=self.out_dir / REFINER_NAME,
@@ -275,6 +347,10 @@ class Trainer:
             metrics=metrics,
             skipped_steps=self.skipped_steps,
         )
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C was pressed: alone, here; under torchrun, on any rank as of the last update (all agree)."""
+        return self._stop_agreed if self.topology.distributed else self._interrupt
 
     @contextmanager
     def _sigint_saves(self) -> Iterator[None]:
@@ -321,7 +397,15 @@ class Trainer:
         save_sample_grid(path, synthetic, refined, to_float(self._fixed_real))
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """The whole training state as safetensors tensors plus JSON metadata."""
+        """The whole training state as safetensors tensors plus JSON metadata.
+
+        Under torchrun this is a collective: rank 0 gathers every rank's RNG states
+        and history buffer (rank k's under ``rankK.``; rank 0's keep the
+        single-process names), so one atomically written file is always a
+        consistent snapshot of the whole job. The networks and optimisers are
+        identical on every rank and stored once; each rank's parameter digest goes
+        into the metadata as a check. Other ranks get their own state back.
+        """
         tensors: dict[str, torch.Tensor] = {}
         for prefix, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
             for key, value in module.state_dict().items():
@@ -331,15 +415,6 @@ class Trainer:
             "opt_discriminator": flatten_state("opt_discriminator", self.opt_discriminator.state_dict(), tensors),
             "scaler": self.scaler.state_dict(),
         }
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.synthetic"] = self.synthetic.state()
-        tensors["rng.real"] = self.real.state()
-        tensors["rng.buffer"] = self.buffer_rng.get_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.buffer is not None:
-            for key, value in self.buffer.state().items():
-                tensors[f"buffer.{key}"] = value
         metadata = {
             "format": CHECKPOINT_FORMAT,
             "format_version": FORMAT_VERSION,
@@ -347,12 +422,54 @@ class Trainer:
             "skipped_steps": str(self.skipped_steps),
             "config": config_to_json(self.config),
             "state": json.dumps(skeleton),
+            "precision": self.precision.name,
+            "world_size": str(self.topology.world_size),
         }
+        gathered = distributed.gather_to_main((self._rank_state(), self._parameter_digest()))
+        if gathered is None:  # not rank 0: nothing is written here
+            tensors.update(self._rank_state())
+            return tensors, metadata
+        for rank, (state, _) in enumerate(gathered):
+            prefix = f"rank{rank}." if rank else ""
+            tensors.update({prefix + key: value for key, value in state.items()})
+        if self.topology.distributed:
+            metadata["replica_digests"] = json.dumps([digest for _, digest in gathered])
         return tensors, metadata
 
+    def _rank_state(self) -> dict[str, torch.Tensor]:
+        """What differs between ranks: every RNG and the history buffer."""
+        state = {
+            "rng.torch": torch.get_rng_state(),
+            "rng.synthetic": self.synthetic.state(),
+            "rng.real": self.real.state(),
+            "rng.buffer": self.buffer_rng.get_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.buffer is not None:
+            state.update({f"buffer.{key}": value.cpu() for key, value in self.buffer.state().items()})
+        return state
+
+    def _parameter_digest(self) -> str:
+        """SHA-256 of R's and D's parameters: equal on every rank while DDP keeps the replicas in step."""
+        digest = hashlib.sha256()
+        for module in (self.refiner, self.discriminator):
+            for param in module.parameters():
+                digest.update(param.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def save_checkpoint(self) -> None:
-        """Write the checkpoint and the exported refiner, each atomically."""
+        """Write the checkpoint and the exported refiner, each atomically (rank 0; a collective under torchrun)."""
         tensors, metadata = self.state_tensors()
+        if not self.is_main:
+            return
+        digests = json.loads(metadata.get("replica_digests", "[]"))
+        if len(set(digests)) > 1:
+            warnings.warn(
+                f"step {self.step}: the torchrun replicas' weights differ ({len(set(digests))} versions); "
+                "the checkpoint keeps rank 0's. A component may update weights outside the optimiser.",
+                stacklevel=2,
+            )
         atomic_save(tensors, metadata, self.out_dir / CHECKPOINT_NAME)
         c = self.config
         export_refiner(
@@ -365,28 +482,54 @@ class Trainer:
         )
 
     def load_checkpoint(self, path: Path) -> None:
-        """Restore the whole state written by :meth:`save_checkpoint`."""
+        """Restore the whole state written by :meth:`save_checkpoint`; each rank takes its own RNGs and buffer."""
         tensors, metadata = read_file(path, CHECKPOINT_FORMAT)
+        saved_world = int(metadata.get("world_size", "1"))
+        if saved_world != self.topology.world_size:
+            raise CheckpointError(
+                f"{path}: written by {saved_world} training process(es) but this run has "
+                f"{self.topology.world_size}; resume with the same torchrun --nproc_per_node ({saved_world}), "
+                "because each process's RNG streams and history buffer are part of the state"
+            )
+        prefix = f"rank{self.topology.rank}." if self.topology.rank else ""
         try:
             skeleton = json.loads(metadata["state"])
-            for prefix, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
-                module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+            for name, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
+                module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
             load_optimizer_state(self.opt_refiner, unflatten_state(skeleton["opt_refiner"], tensors))
             load_optimizer_state(self.opt_discriminator, unflatten_state(skeleton["opt_discriminator"], tensors))
             self.scaler.load_state_dict(skeleton["scaler"])
-            torch.set_rng_state(tensors["rng.torch"])
-            self.synthetic.load_state(tensors["rng.synthetic"])
-            self.real.load_state(tensors["rng.real"])
-            self.buffer_rng.set_state(tensors["rng.buffer"])
-            if "rng.cuda" in tensors and self.device.type == "cuda":
-                torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-            if self.buffer is not None and "buffer.size" in tensors:
-                self.buffer.load_state({"images": tensors["buffer.images"], "size": tensors["buffer.size"]})
+            torch.set_rng_state(tensors[prefix + "rng.torch"])
+            self.synthetic.load_state(tensors[prefix + "rng.synthetic"])
+            self.real.load_state(tensors[prefix + "rng.real"])
+            self.buffer_rng.set_state(tensors[prefix + "rng.buffer"])
+            if prefix + "rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors[prefix + "rng.cuda"], self.device)
+            if self.buffer is not None and prefix + "buffer.size" in tensors:
+                self.buffer.load_state(
+                    {"images": tensors[prefix + "buffer.images"], "size": tensors[prefix + "buffer.size"]}
+                )
             self.step = int(metadata["step"])
             self.skipped_steps = int(metadata.get("skipped_steps", "0"))
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: does not match this run's networks or settings ({exc})") from None
-        _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+        if self.config.precision == "auto" and "precision" in metadata:
+            # auto may measure differently today; the run continues in the precision it started with
+            self.precision = precision_named(metadata["precision"], self.device, "auto, as when this run started")
+        if self.is_main:
+            _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+
+
+def _patch_accuracy(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """Share of patches D assigns to ``target``, left on the device (read with the other metrics)."""
+    return (logits.argmax(dim=1) == target).float().mean()
+
+
+def _rank_device(device: torch.device, topology: distributed.Topology) -> torch.device:
+    """Under torchrun each process trains on the GPU of its local rank."""
+    if device.type == "cuda" and topology.distributed:
+        return torch.device("cuda", topology.local_rank)
+    return device
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -24,7 +24,10 @@ from refinekit.cli import main
 from refinekit.config import ImageConfig
 from refinekit.data import ImageSet
 from refinekit.evaluation.annotations import image_fidelity, label_preservation
-from refinekit.evaluation.api import QUICK
+from refinekit.evaluation import api as evaluation_api
+from refinekit.evaluation import during_training
+from refinekit.evaluation.api import EvaluationSettings
+from refinekit.evaluation.realism import RealismSettings
 from refinekit.evaluation.task import Task
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.hookspecs import hookimpl
@@ -33,6 +36,8 @@ from refinekit.recipes import Recipe
 
 SIZE = (12, 16)
 COLUMNS = (2, 6, 10, 14)  # 4 px apart: a 4 px shift moves a blob to the next column
+# budgets small enough for seconds on a busy CPU; the blob sets differ so much that they still decide
+TEST_SETTINGS = EvaluationSettings(max_images=96, realism=RealismSettings(steps=40, width=8), kid_subsets=3, task_steps=60)
 
 
 def make_blobs(count: int, seed: int, real: bool) -> ImageSet:
@@ -48,6 +53,15 @@ def make_blobs(count: int, seed: int, real: bool) -> ImageSet:
     return ImageSet(images, {"column": labels}, source=f"blobs({'real' if real else 'synthetic'}, seed {seed})")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """These models are tiny: a second thread only adds synchronisation, which costs a lot on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class BlobColumnTask(Task):
     """Which of four columns holds the blob: a 4-way classifier scored by accuracy."""
 
@@ -55,7 +69,7 @@ class BlobColumnTask(Task):
     metric = "accuracy"
     steps = 60
     batch_size = 32
-    lr = 1e-2
+    lr = 3e-2
 
     def make_model(self, channels: int, size: tuple[int, int]) -> nn.Module:
         # averaging over rows leaves a column profile, which is all this task needs
@@ -170,7 +184,9 @@ def test_missing_label_key_is_a_data_error(column_model: nn.Module) -> None:
         BlobColumnTask().check_labels(unlabelled, "synthetic evaluation data")
 
 
-def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_path) -> None:
+def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
+    monkeypatch.setattr(evaluation_api, "QUICK", TEST_SETTINGS)
     run_dir = tmp_path / "run"
     runner = CliRunner()
     trained = runner.invoke(main, ["run", "blobs", "--out", str(run_dir), "--eval-every", "4", "--quiet",
@@ -204,7 +220,7 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
     assert rows["real"]["mean"]["accuracy"] > 0.9 and len(rows["real"]["per_seed"]) == 2
     assert rows["refined"]["relative_change"]["accuracy"] == pytest.approx(
         rows["refined"]["mean"]["accuracy"] / rows["synthetic"]["mean"]["accuracy"] - 1)
-    assert report["task"]["name"] == "blob-column" and report["task"]["steps"] == QUICK.task_steps
+    assert report["task"]["name"] == "blob-column" and report["task"]["steps"] == TEST_SETTINGS.task_steps
     assert [row["step"] for row in report["training_log"]] == [0, 4, 8]
     figures = sorted(p.name for p in (run_dir / "eval").glob("*.png"))
     assert figures == ["downstream.png", "realism_over_training.png", "samples.png"]
@@ -213,10 +229,10 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
     assert f"{100 * realism['refined']['accuracy']['mean']:.1f}%" in markdown
 
 
-def test_evaluate_api_on_a_snapshot_with_no_labelled_real_data(blobs: Registry, tmp_path, monkeypatch) -> None:
+def test_evaluate_api_without_labelled_real_data(blobs: Registry, tmp_path, monkeypatch) -> None:
     refinekit.train("blobs", tmp_path / "run")
     monkeypatch.setattr(BlobColumnTask, "labelled_real", lambda self, split, path, image, seed: None)
-    report = refinekit.evaluate(tmp_path / "run", settings=QUICK, device="cpu", out=tmp_path / "out")
+    report = refinekit.evaluate(tmp_path / "run", settings=TEST_SETTINGS, device="cpu", out=tmp_path / "out")
     assert report.downstream == [] and report.annotations is not None
     assert any("downstream utility was not measured" in note for note in report.notes)
     assert (tmp_path / "out" / "report.md").exists()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import refinekit
-from refinekit.errors import PluginError, UnknownNameError
+from refinekit.errors import ConfigError, PluginError, UnknownNameError
 from refinekit.hookspecs import hookimpl
 from refinekit.plugins import (
     DEFAULT_PLUGINS,
@@ -267,3 +267,14 @@ def test_unregister_plugin_forgets_its_components(isolated_registry) -> None:
     assert "half" in list_refiners()
     isolated_registry.unregister_plugin("half-plugin")
     assert "half" not in list_refiners()
+
+
+def test_options_a_component_does_not_take_are_config_errors_listing_those_it_does() -> None:
+    with pytest.raises(ConfigError, match=r"refiner.options \{'featurs': 8\} do not fit refiner 'simgan-resnet' .*it takes: features, blocks"):
+        create_refiner("simgan-resnet", featurs=8)
+    with pytest.raises(ConfigError, match=r"regularizer 'l1' .*it takes: no options"):
+        refinekit.create_regularizer("l1", psi="sobel")
+    with pytest.raises(ConfigError, match=r"refiner 'simgan-resnet' cannot be built with refiner.options \{'features': 'wide'\}"):
+        create_refiner("simgan-resnet", features="wide")
+    with pytest.raises(ConfigError, match=r"refiner 'timm-unet' cannot be built with .*'resnt18'.*Unknown model"):
+        create_refiner("timm-unet", channels=3, encoder="resnt18")

@@ -74,11 +74,16 @@ def _read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
     rows: list[dict[str, Any]] = []
     for p in sidecar_paths:
         try:
-            row = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            row = json.loads(p.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(f"{p}: not valid JSON: it is not UTF-8 text; fix or delete the sidecar") from None
+        except json.JSONDecodeError as exc:
             raise DataError(f"{p}: not valid JSON ({exc}); fix or delete the sidecar") from None
         if not isinstance(row, dict):
-            raise DataError(f'{p}: must hold a JSON object such as {{"gaze": [0.1, -0.2]}}, not {type(row).__name__}')
+            raise DataError(
+                f'{p}: must hold a JSON object such as {{"gaze": [0.1, -0.2]}}, not {type(row).__name__}; '
+                "fix or delete the sidecar"
+            )
         rows.append(row)
     keys = sorted(rows[0])
     for p, row in zip(sidecar_paths, rows):
@@ -93,15 +98,19 @@ def _read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
         values = []
         for p, row in zip(sidecar_paths, rows):
             try:
-                values.append(np.asarray(row[key], dtype=np.float64))
+                value = np.asarray(row[key], dtype=np.float64)
             except (TypeError, ValueError):
-                raise DataError(f"{p}: field '{key}' is not numeric ({row[key]!r})") from None
-        try:
-            columns[key] = np.stack(values)
-        except ValueError:
-            raise DataError(f"image-folder: field '{key}' has different shapes across sidecars") from None
+                raise DataError(f"{p}: field '{key}' is not numeric ({row[key]!r}); fix or delete the sidecar") from None
+            if not np.isfinite(value).all():  # Python's json reads NaN and Infinity; no label is either
+                raise DataError(f"{p}: field '{key}' is NaN or infinite ({row[key]!r}); fix or delete the sidecar")
+            if values and value.shape != values[0].shape:
+                raise DataError(
+                    f"{p}: field '{key}' has shape {value.shape}, but in {sidecar_paths[0].name} it has "
+                    f"{values[0].shape}; every sidecar needs the same shapes"
+                )
+            values.append(value)
+        columns[key] = np.stack(values)
     return columns
-
 
 def is_image_folder(path: str) -> bool:
     folder = Path(path)

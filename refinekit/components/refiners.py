@@ -63,7 +63,8 @@ class TimmUNetRefiner(nn.Module):
         channels: image channels in and out.
         encoder: a timm model name that supports ``features_only``.
         decoder_features: width of every decoder stage.
-        weights: optional local safetensors file for the encoder.
+        weights: optional local safetensors file with the encoder's starting weights; an exported
+            refiner holds all its weights, so ``load_refiner`` does not read this file again.
 
     Examples:
         >>> refiner = TimmUNetRefiner(channels=3, encoder="resnet18")

@@ -20,7 +20,7 @@ from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation.distance import extract_features, kid
 from refinekit.evaluation.downstream import DownstreamResult, train_and_test, with_relative_change
 from refinekit.evaluation.figures import downstream_figure, sample_figure, training_figure
-from refinekit.evaluation.holdout import halves, labelled_real_sets, load_evaluation_sets
+from refinekit.evaluation.holdout import EvaluationSets, SetInfo, halves, labelled_real_sets, load_evaluation_sets
 from refinekit.evaluation.realism import RealismSettings, two_sample_test
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.report import EvaluationReport, TaskInfo, write_json, write_markdown
@@ -223,7 +223,7 @@ def evaluate(
     return report
 
 
-def _seen_notes(infos: Sequence[Any]) -> list[str]:
+def _seen_notes(infos: Sequence[SetInfo]) -> list[str]:
     notes = []
     for info in infos:
         if info.seen_in_training:
@@ -243,7 +243,7 @@ def _task_checks(
     name: str,
     how: str,
     config: TrainConfig,
-    sets: Any,
+    sets: EvaluationSets,
     refined: np.ndarray,
     real_labelled: str | None,
     task_seeds: int,
@@ -254,7 +254,7 @@ def _task_checks(
     steps = settings.task_steps if settings.task_steps is not None else task.steps
     report.task = TaskInfo(name, how, list(task.label_keys), task.metric, task.higher_is_better, task.units,
                            steps, task.batch_size, task.lr)
-    if settings.task_steps is not None:
+    if steps != task.steps:
         report.notes.append(f"Task models were trained for {steps} steps instead of the task's {task.steps}.")
     task.check_labels(sets.synthetic, "synthetic evaluation data")
     synthetic = sets.synthetic.images

@@ -61,7 +61,7 @@ class EvalDuringTraining:
         every: steps between evaluation points.
         task: the task name (the recipe's), a :class:`Task`, or None to infer it.
         seed: evaluation seed; keep it fixed across runs so their logs compare.
-        settings: sizes and budgets.
+        settings: sizes and budgets (default :data:`DURING_TRAINING`).
         snapshots: save ``refiner_step_XXXXXXX.safetensors`` at each point.
     """
 
@@ -71,7 +71,7 @@ class EvalDuringTraining:
         task: str | Task | None = None,
         *,
         seed: int = 0,
-        settings: EvaluationSettings = DURING_TRAINING,
+        settings: EvaluationSettings | None = None,
         snapshots: bool = True,
     ) -> None:
         if every < 1:
@@ -79,7 +79,7 @@ class EvalDuringTraining:
         self.every = every
         self.task = task
         self.seed = seed
-        self.settings = settings
+        self.settings = settings if settings is not None else DURING_TRAINING
         self.snapshots = snapshots
         self._prepared: _Prepared | None = None
 

@@ -51,9 +51,10 @@ def downstream_figure(path: Path, results: Sequence[DownstreamResult], metric: s
         whisker = "95% CI"
     fig, ax = plt.subplots(figsize=(5, 4))
     bars = ax.bar(names, means, yerr=errors, capsize=6, color=["#9e9e9e", "#1f77b4", "#2ca02c"][: len(names)])
-    for bar, value in zip(bars, means):
-        ax.annotate(f"{value:.1f}" if share else f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value),
+    for bar, value, above in zip(bars, means, errors[1]):
+        ax.annotate(f"{value:.1f}" if share else f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value + above),
                     ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
+    ax.margins(y=0.12)
     unit = "%" if share else units
     ax.set(ylabel=f"{metric}{f' ({unit})' if unit else ''} on real test images", xlabel="task model trained on",
            title=f"downstream {metric} (whiskers: {whisker})")

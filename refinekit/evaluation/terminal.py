@@ -48,8 +48,9 @@ def print_report(console: Console, report: EvaluationReport) -> None:
             first = d.per_seed[0][key]
             scale = 100.0 if first.interval == "wilson" else 1.0
             change = "" if d.relative_change is None else f"{100 * d.relative_change[key]:+.1f}%"
+            unit, digits = ("%", 1) if scale == 100.0 else ("", 3)
             downstream.add_row(d.trained_on, str(d.n_train), fmt(first),
-                               f"{scale * d.mean[key]:.3f} ({scale * d.seed_std[key]:.3f})", change)
+                               f"{scale * d.mean[key]:.{digits}f}{unit} ({scale * d.seed_std[key]:.{digits}f}{unit})", change)
         console.print(downstream)
     for note in report.notes:
         console.print(f"[yellow]Note:[/] {escape(note)}", highlight=False, soft_wrap=True)

@@ -55,10 +55,16 @@ class Finished:
     stderr: str
 
 
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment of a ``refinekit`` child process: one thread, so runs are comparable and cheap."""
+def subprocess_env(entry_points: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a ``refinekit`` child process: one thread, so runs are comparable and cheap.
+
+    Installed plugins stay unloaded unless ``entry_points``: the built-in ``simgan``
+    recipe needs none, and importing them costs seconds per process.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFINEKIT_")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLUMNS="200", **extra)
+    if not entry_points:
+        env["REFINEKIT_DISABLE_ENTRY_POINTS"] = "1"
     return env
 
 

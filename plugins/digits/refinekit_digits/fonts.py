@@ -13,6 +13,7 @@ has the same matplotlib.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -84,10 +85,10 @@ def render_glyph(font: ImageFont.FreeTypeFont, digit: int, weight: float, canvas
     White ink on black, as in MNIST and the sklearn digits.
     """
     stroke = round(weight * GLYPH_FONT_SIZE)
-    pad = GLYPH_FONT_SIZE // 2 + stroke
-    image = Image.new("L", (2 * GLYPH_FONT_SIZE + 2 * pad, 2 * GLYPH_FONT_SIZE + 2 * pad), 0)
-    ImageDraw.Draw(image).text((pad, pad), str(digit), font=font, fill=255, stroke_width=stroke, stroke_fill=255)
-    bbox = image.getbbox()
+    left, top, right, bottom = font.getbbox(str(digit), stroke_width=stroke)
+    image = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(image).text((-left, -top), str(digit), font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    bbox = image.getbbox()  # the ink itself, tighter than the font's advance box
     if bbox is None:
         raise DataError(f"digits-fonts: font {Path(font.path).name} draws nothing for '{digit}'; choose another font")
     glyph = image.crop(bbox)
@@ -101,18 +102,20 @@ def render_glyph(font: ImageFont.FreeTypeFont, digit: int, weight: float, canvas
     return out
 
 
-def render_templates(
-    fonts: Sequence[str], weights: Sequence[float], canvas: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every (font, digit, weight) glyph once: float templates (G, 1, H, W) in [0, 1] and their digits (G,)."""
-    templates, digits = [], []
+@functools.lru_cache(maxsize=4)
+def render_templates(fonts: tuple[str, ...], weights: tuple[float, ...], canvas: tuple[int, int]) -> torch.Tensor:
+    """Every glyph once: float templates in [0, 1], indexed [font, digit, weight] -> (1, H, W).
+
+    Cached, because drawing glyphs costs more than augmenting thousands of
+    copies of them; callers index (copy) the templates and never change them.
+    """
+    templates = []
     for name in fonts:
         font = ImageFont.truetype(str(font_path(name)), GLYPH_FONT_SIZE)
-        for digit in range(NUM_CLASSES):
-            for weight in weights:
-                templates.append(render_glyph(font, digit, weight, canvas))
-                digits.append(digit)
-    return torch.from_numpy(np.stack(templates))[:, None], torch.tensor(digits)
+        templates.append(
+            [[render_glyph(font, digit, weight, canvas) for weight in weights] for digit in range(NUM_CLASSES)]
+        )
+    return torch.from_numpy(np.array(templates, dtype=np.float32))[:, :, :, None]
 
 
 def render_digits(
@@ -155,18 +158,14 @@ def render_digits(
     if count < 0:
         raise DataError(f"digits-fonts: count must be >= 0, got {count}")
     canvas = (size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE)
-    templates, template_digits = render_templates(fonts, weights, canvas)
-    per_digit = len(templates) // NUM_CLASSES
+    templates = render_templates(tuple(fonts), tuple(weights), canvas)
     with torch.random.fork_rng(devices=[]):  # kornia draws from the global RNG
         torch.manual_seed(seed)
-        labels = torch.arange(count) % NUM_CLASSES
-        labels = labels[torch.randperm(count)]
-        # templates are ordered font-major, then digit, then weight
-        variant = torch.randint(per_digit, (count,))
-        font_index, weight_index = variant // len(weights), variant % len(weights)
-        index = (font_index * NUM_CLASSES + labels) * len(weights) + weight_index
-        assert torch.equal(template_digits[index], labels)
-        batch = _augment(templates[index], rotation, shear, scale, translate, elastic * SUPERSAMPLE)
+        labels = (torch.arange(count) % NUM_CLASSES)[torch.randperm(count)]
+        font_index = torch.randint(len(fonts), (count,))
+        weight_index = torch.randint(len(weights), (count,))
+        chosen = templates[font_index, labels, weight_index]
+        batch = _augment(chosen, rotation, shear, scale, translate, elastic * SUPERSAMPLE)
     images = F.avg_pool2d(batch, SUPERSAMPLE).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return images.numpy(), labels.numpy().astype(np.int64)
 
@@ -232,12 +231,12 @@ def load_digits_fonts(
         size: (height, width) of every image.
         limit: render at most this many images.
         seed: seeds the choice of glyphs and every augmentation.
-        count: how many images to render (10,000 take about a second).
+        count: how many images to render (10,000 take about two seconds).
         **options: passed to :func:`render_digits` (fonts, weights, rotation,
             shear, scale, translate, elastic).
 
     Raises:
-        DataError: a path was given, or an option is unknown or invalid.
+        DataError: a path was given, an option is unknown, a font is missing or ``count`` is negative.
     """
     if path is not None:
         raise DataError(

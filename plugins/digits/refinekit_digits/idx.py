@@ -75,7 +75,7 @@ def read_idx(path: Path, magic: int, field: str) -> np.ndarray:
             f"mnist-idx: {path}: header says {field} of shape {shape} ({expected} bytes) "
             f"but the file holds {len(data) - header} bytes after the header; it is truncated or not IDX"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()  # writable, for torch
 
 
 def find_pair(path: Path, labels: str | None = None, prefix: str | None = None) -> tuple[Path, Path]:

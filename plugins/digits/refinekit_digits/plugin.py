@@ -1,4 +1,4 @@
-"""The hooks refinekit calls: this plugin's datasets and its recipe. Nothing else lives here."""
+"""The hooks refinekit calls: this plugin's datasets, recipe and evaluation task. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from refinekit_digits.fonts import load_digits_fonts
 from refinekit_digits.idx import is_idx, load_mnist_idx
 from refinekit_digits.recipe import DIGITS_SIMGAN
 from refinekit_digits.sklearn_digits import load_sklearn_digits
+from refinekit_digits.task import DigitsTask
 from refinekit_digits.usps import is_usps_h5, load_usps_h5
 
 
@@ -29,3 +30,8 @@ def register_datasets(register: Register) -> None:
 @hookimpl
 def register_recipes(register: Register) -> None:
     register(DIGITS_SIMGAN)
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    register("digits", DigitsTask, "10-way digit classifier (small CNN), scored by accuracy on held-out real digits")

@@ -15,7 +15,6 @@ import numpy as np
 
 from refinekit.data import ImageSet
 from refinekit.errors import DataError
-
 from refinekit_eyes.loading import choose, fit_images, refuse_path, reject_unknown_options
 
 NAME = "mpiigaze-sample"

@@ -15,8 +15,8 @@ Functions accept numpy arrays or torch tensors and return the same kind.
 
 Examples:
     >>> import numpy as np
-    >>> pitch_yaw_to_vector(np.array([[0.0, 0.0]]))
-    array([[-0., -0., -1.]])
+    >>> pitch_yaw_to_vector(np.array([[0.0, 0.0]])) + 0.0  # + 0.0 turns -0. into 0.
+    array([[ 0.,  0., -1.]])
     >>> float(angular_error_degrees(np.array([[0.0, 0.0, -1.0]]), np.array([[0.0, -1.0, 0.0]]))[0])
     90.0
 """

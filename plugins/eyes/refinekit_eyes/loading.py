@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -69,9 +70,7 @@ def reject_unknown_options(dataset: str, unknown: dict[str, Any], known: Sequenc
     for name in sorted(unknown):
         close = difflib.get_close_matches(name, list(known), n=1)
         parts.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    raise DataError(
-        f"{dataset}: unknown option {', '.join(parts)}; known options: {', '.join(known) or 'none'}"
-    )
+    raise DataError(f"{dataset}: unknown option {', '.join(parts)}; known options: {', '.join(known) or 'none'}")
 
 
 def check_flag(dataset: str, name: str, value: Any) -> bool:

@@ -39,7 +39,6 @@ import scipy.io
 
 from refinekit.data import ImageSet
 from refinekit.errors import DataError
-
 from refinekit_eyes.gaze import vector_to_pitch_yaw
 from refinekit_eyes.loading import (
     BadFile,
@@ -128,7 +127,8 @@ def load_mpiigaze(
     annotations = {key: np.concatenate([p[1][key] for p in parts]) for key in parts[0][1]}
     keep = choose(len(images), limit, seed)
     images = fit_images(images[keep][:, None], NAME, channels, size)
-    return ImageSet(images, {k: v[keep] for k, v in annotations.items()}, source=f"mpiigaze {root} ({len(images)} images)")
+    annotations = {key: value[keep] for key, value in annotations.items()}
+    return ImageSet(images, annotations, source=f"mpiigaze {root} ({len(images)} images)")
 
 
 def find_mat_files(root: Path) -> list[Path]:
@@ -306,7 +306,8 @@ def _read_list(path: Path) -> Selection:
         day, _, name = parts[0].partition("/") if parts else ("", "", "")
         if len(parts) != 2 or not name or parts[1] not in EYES:
             raise DataError(
-                f"{NAME}: evaluation list {path} line {number} is {line.strip()!r}; expected 'dayYY/NNNN.jpg left|right'"
+                f"{NAME}: evaluation list {path} line {number} is {line.strip()!r}; "
+                "expected 'dayYY/NNNN.jpg left|right'"
             )
         selection.add((day, name, parts[1]))
     return selection

@@ -4,15 +4,19 @@ Each image is cropped to an eye patch the way MPIIGaze patches are framed, so
 synthetic and real eyes have the same layout (the refiner changes texture, not
 geometry):
 
-* the box is centred on the midpoint of the two eye corners (the left-most and
-  right-most ``interior_margin_2d`` points);
-* its width is ``crop_scale`` (default 1.5) times the corner-to-corner distance,
-  its height follows the requested size's aspect (35:55 by default).
+* the box is centred on the centre of the ``interior_margin_2d`` bounding box;
+* its width is ``crop_scale`` (default 1.5) times the horizontal distance between
+  the eye corners (the left-most and right-most margin points), and its height
+  follows the requested size's aspect (35:55 by default).
+
+This is GazeML's UnityEyes framing (Park et al., ETRA 2018) without its random
+jitter.
 
 With 1.5 the eye (including the caruncle) spans about 75% of the patch width,
 which is how wide eyes are in the MPIIGaze normalised patches (about 45 of 60
 pixels); the 1.5-2x range used by other ports frames the eye smaller than the
-real data. Boxes that leave the image repeat its edge pixels.
+real data. Boxes that leave the image repeat its edge pixels. Iris-contour points
+hidden under an eyelid may fall outside the patch when the eye looks far up or down.
 
 Annotations (float32), all in output-pixel coordinates with the centre of the
 top-left pixel at (0, 0):
@@ -28,6 +32,7 @@ top-left pixel at (0, 0):
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -39,7 +44,6 @@ import numpy as np
 from refinekit.data import ImageSet
 from refinekit.errors import DataError
 from refinekit.imageio import read_image
-
 from refinekit_eyes.gaze import unityeyes_look_vec_to_gaze, vector_to_pitch_yaw
 from refinekit_eyes.loading import (
     BadFile,
@@ -158,7 +162,9 @@ def flip_to_y_down(record: UnityEyesRecord, height: int) -> UnityEyesRecord:
     def flip(points: np.ndarray) -> np.ndarray:
         return np.stack([points[:, 0], height - points[:, 1]], axis=1)
 
-    return UnityEyesRecord(flip(record.margin), flip(record.caruncle), flip(record.iris), record.look_vec, record.head_pose)
+    return UnityEyesRecord(
+        flip(record.margin), flip(record.caruncle), flip(record.iris), record.look_vec, record.head_pose
+    )
 
 
 def crop_eye(
@@ -171,13 +177,12 @@ def crop_eye(
         mapping a y-down source point p to output pixels: ``(p - offset) * factor - 0.5``.
     """
     height, width = image.shape[1:]
-    left = record.margin[np.argmin(record.margin[:, 0])]
-    right = record.margin[np.argmax(record.margin[:, 0])]
-    centre = (left + right) / 2
-    box_w = max(2, int(round(scale * float(np.linalg.norm(right - left)))))
-    box_h = max(2, int(round(box_w * size[0] / size[1])))
-    x0 = int(round(centre[0] - box_w / 2))
-    y0 = int(round(centre[1] - box_h / 2))
+    low, high = record.margin.min(axis=0), record.margin.max(axis=0)
+    centre = (low + high) / 2
+    box_w = max(2, round(scale * float(high[0] - low[0])))
+    box_h = max(2, round(box_w * size[0] / size[1]))
+    x0 = round(float(centre[0]) - box_w / 2)
+    y0 = round(float(centre[1]) - box_h / 2)
     rows = np.clip(np.arange(y0, y0 + box_h), 0, height - 1)
     cols = np.clip(np.arange(x0, x0 + box_w), 0, width - 1)
     patch = image[:, rows[:, None], cols[None, :]]
@@ -202,7 +207,7 @@ def _image_set(kept: list[tuple[int, np.ndarray, UnityEyesRecord, np.ndarray]], 
     transforms = [transform for _, _, _, transform in kept]
 
     def to_output(points: list[np.ndarray]) -> np.ndarray:
-        return np.stack([(p - t[0]) * t[1] - 0.5 for p, t in zip(points, transforms)]).astype(np.float32)
+        return np.stack([(p - t[0]) * t[1] - 0.5 for p, t in zip(points, transforms, strict=True)]).astype(np.float32)
 
     landmarks = to_output([np.concatenate([r.margin, r.iris]) for r in records])
     gaze = unityeyes_look_vec_to_gaze(np.stack([r.look_vec for r in records]))
@@ -218,7 +223,7 @@ def _image_set(kept: list[tuple[int, np.ndarray, UnityEyesRecord, np.ndarray]], 
 
 
 def _read_pair_image(json_path: Path, channels: int) -> np.ndarray:
-    """The JPEG beside ``json_path`` at full size, with the record's points flipped to y-down."""
+    """The JPEG beside ``json_path`` at full size, (1 or 3, H, W) uint8."""
     image_path = json_path.with_suffix(".jpg")
     if not image_path.is_file():
         raise BadFile(f"has no image beside it (expected {image_path.name})")
@@ -230,7 +235,11 @@ def _read_pair_image(json_path: Path, channels: int) -> np.ndarray:
 
 def _check_counts(record: UnityEyesRecord, expected: dict[str, int] | None) -> dict[str, int]:
     """Every file must have the same number of points, so landmarks stack into one (N, K, 2) array."""
-    counts = {"interior_margin_2d": len(record.margin), "caruncle_2d": len(record.caruncle), "iris_2d": len(record.iris)}
+    counts = {
+        "interior_margin_2d": len(record.margin),
+        "caruncle_2d": len(record.caruncle),
+        "iris_2d": len(record.iris),
+    }
     if expected is not None:
         for name, count in counts.items():
             if count != expected[name]:
@@ -253,7 +262,10 @@ def _numbers(text: Any, field: str, count: int) -> list[float]:
     match = re.fullmatch(r"\s*" + pattern + r"\s*", text) if isinstance(text, str) else None
     if match is None:
         raise BadFile(f"has a malformed '{field}' value {text!r} (expected {count} numbers like '(1.0, 2.0, ...)')")
-    return [float(v) for v in match.groups()]
+    values = [float(v) for v in match.groups()]
+    if not all(math.isfinite(v) for v in values):  # "1e999" matches the pattern but reads as inf
+        raise BadFile(f"has an out-of-range number in '{field}' ({text!r})")
+    return values
 
 
 def _natural_key(path: Path) -> tuple[int, str]:

@@ -76,6 +76,8 @@ def test_unityeyes_look_vec_flips_only_y() -> None:
     # The fixture's look_vec: the iris sits above the eyelid centre (looking up) and its
     # contour's depth shows it turned towards image right (negative yaw here).
     gaze = unityeyes_look_vec_to_gaze(np.array([[0.3404, 0.3879, -0.8566, 0.0]]))
-    np.testing.assert_allclose(gaze[0], np.array([0.3404, -0.3879, -0.8566]) / np.linalg.norm([0.3404, 0.3879, 0.8566]), atol=1e-9)
+    np.testing.assert_allclose(
+        gaze[0], np.array([0.3404, -0.3879, -0.8566]) / np.linalg.norm([0.3404, 0.3879, 0.8566]), atol=1e-9
+    )
     pitch, yaw = vector_to_pitch_yaw(gaze)[0]
     assert pitch > 0 and yaw < 0

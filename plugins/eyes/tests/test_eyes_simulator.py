@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from refinekit_eyes.gaze import pitch_yaw_to_vector, vector_to_pitch_yaw
@@ -32,7 +31,7 @@ def test_shapes_dtypes_and_ranges() -> None:
 
 
 def test_other_sizes_render() -> None:
-    images, labels = simulate_eyes(2, torch.Generator().manual_seed(0), (36, 60))
+    images, _ = simulate_eyes(2, torch.Generator().manual_seed(0), (36, 60))
     assert images.shape == (2, 36, 60)
 
 
@@ -130,4 +129,3 @@ def test_equalize_histograms_flattens_the_histogram() -> None:
     out = equalize_histograms(ramp)
     assert int(out.min()) == 0 and int(out.max()) == 255
     assert np.histogram(out.numpy(), bins=4, range=(0, 256))[0].min() > 0.15 * out.numel()
-

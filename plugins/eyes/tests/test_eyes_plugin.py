@@ -1,0 +1,70 @@
+"""The plugin's wiring: registered names, path detection order and the eyes-simgan recipe's configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refinekit.api import resolve_config
+from refinekit.loading import detect_dataset
+from refinekit.plugins import Registry, get_recipe, list_datasets, list_recipes
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EYE_DATASETS = {"unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"}
+
+
+def test_registers_datasets_and_recipe_without_problems(eyes_registry: Registry) -> None:
+    assert set(list_datasets()) >= EYE_DATASETS
+    assert "eyes-simgan" in list_recipes()
+    assert eyes_registry.problems == []
+    assert eyes_registry.infos["eyes"].components == {
+        "dataset": ["unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"],
+        "recipe": ["eyes-simgan"],
+    }
+
+
+def test_recipe_path_datasets_are_registered(eyes_registry: Registry) -> None:
+    recipe = get_recipe("eyes-simgan")
+    assert set(recipe.path_datasets) <= set(list_datasets())
+    assert recipe.default_schedule == "quick"
+
+
+@pytest.mark.parametrize("schedule", ["quick", "paper"])
+def test_every_schedule_is_a_valid_config(eyes_registry: Registry, schedule: str) -> None:
+    config = resolve_config("eyes-simgan", schedule=schedule)
+    assert (config.image.channels, config.image.height, config.image.width) == (1, 35, 55)
+    assert config.synthetic.name == "eyes-sim" and config.real.name == "mpiigaze-sample"
+    assert (config.refiner.name, config.discriminator.name, config.regularizer.name) == (
+        "simgan-resnet",
+        "local-patch",
+        "l1",
+    )
+
+
+def test_paper_schedule_follows_section_4_1(eyes_registry: Registry) -> None:
+    config = resolve_config("eyes-simgan", schedule="paper")
+    assert config.batch_size == 512 and config.optim.name == "sgd"
+    assert config.optim.lr_refiner == config.optim.lr_discriminator == 0.001
+    assert (config.schedule.refiner_pretrain_steps, config.schedule.discriminator_pretrain_steps) == (1000, 200)
+    assert config.schedule.k_d == 1
+
+
+def test_paths_are_detected_as_the_right_dataset(
+    eyes_registry: Registry, unityeyes_folder: Path, tmp_path: Path
+) -> None:
+    order = get_recipe("eyes-simgan").path_datasets
+    assert detect_dataset(str(unityeyes_folder), order) == "unityeyes"
+    assert detect_dataset(str(FIXTURES / "mpiigaze_day01_layout_fixture.mat"), order) == "mpiigaze"
+    assert detect_dataset(str(FIXTURES / "kaggle_real_gaze_fixture.h5"), order) == "kaggle-h5"
+    (unityeyes_folder / "1.json").unlink()  # now only images: a plain image folder
+    for name in ("2.json", "3.json"):
+        (unityeyes_folder / name).unlink()
+    assert detect_dataset(str(unityeyes_folder), order) == "image-folder"
+
+
+def test_user_paths_replace_the_embedded_defaults(eyes_registry: Registry, unityeyes_folder: Path) -> None:
+    config = resolve_config(
+        "eyes-simgan", synthetic=str(unityeyes_folder), real=str(FIXTURES / "kaggle_real_gaze_fixture.h5")
+    )
+    assert (config.synthetic.name, config.real.name) == ("unityeyes", "kaggle-h5")

@@ -1,0 +1,197 @@
+"""Refining inside another pipeline: wrap a torch Dataset, or refine collated batches in a training loop.
+
+Items may be an image, a dict holding one, or a tuple/list holding one; the
+item comes back with only the image replaced by its refined version, every
+other field (labels, gaze, landmarks) untouched.
+
+Images are ``(C, H, W)`` tensors or arrays (``(H, W)`` is read as one
+channel): uint8 in [0, 255], or float in ``value_range`` (default [-1, 1],
+the refiner's own range; pass ``(0.0, 1.0)`` for torchvision's ``ToTensor``).
+They keep their shape, dtype and kind (tensor or NumPy array). The refiner
+runs at the images' own size; it was trained at ``refiner.refinekit_image_size``,
+so feed images of that size for the results it was trained to give.
+
+:class:`RefinedBatches` is the fast path on a GPU: collate first, then refine
+the whole batch in one call, instead of one refiner call per item.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from refinekit.errors import DataError
+from refinekit.precision import Precision, resolve_precision
+from refinekit.refine import open_refiner, refine_batch
+
+__all__ = ["RefinedBatches", "RefinedDataset"]
+
+ImageKey = str | int | None
+
+
+def _as_refiner(refiner: nn.Module | str | os.PathLike[str], device: str | torch.device) -> nn.Module:
+    # A module is used where and as it is: it may be the one a training loop is updating.
+    return refiner if isinstance(refiner, nn.Module) else open_refiner(refiner, device)
+
+
+class _Refine:
+    """Shared by both wrappers: find the image in an item or batch, refine it, put it back."""
+
+    def __init__(
+        self,
+        refiner: nn.Module | str | os.PathLike[str],
+        image_key: ImageKey,
+        device: str | torch.device,
+        precision: str,
+        value_range: tuple[float, float],
+    ) -> None:
+        self.refiner = _as_refiner(refiner, device)
+        self.image_key = image_key
+        param = next(self.refiner.parameters(), None)
+        where = param.device if param is not None else torch.device(device)
+        self.precision: Precision = resolve_precision(precision, where)
+        self.value_range = value_range
+        self._size_warned = False
+
+    def replace(self, item: Any, batched: bool) -> Any:
+        if isinstance(item, dict):
+            key = "image" if self.image_key is None else self.image_key
+            if key not in item:
+                raise DataError(f"the item has no key {key!r} (its keys: {sorted(map(str, item))}); pass image_key=...")
+            return {**item, key: self.refine(item[key], batched)}
+        if isinstance(item, (tuple, list)):
+            key = 0 if self.image_key is None else self.image_key
+            if not isinstance(key, int) or not -len(item) <= key < len(item):
+                raise DataError(f"image_key={key!r} does not index an item of {len(item)} fields; pass an int position")
+            fields = list(item)
+            fields[key] = self.refine(item[key], batched)
+            if hasattr(item, "_fields"):  # a namedtuple
+                return type(item)(*fields)
+            return type(item)(fields)
+        if self.image_key is not None:
+            raise DataError(
+                f"image_key={self.image_key!r} was given, but the item is a {type(item).__name__}, not a dict or tuple"
+            )
+        return self.refine(item, batched)
+
+    def refine(self, image: Any, batched: bool) -> Any:
+        is_array = isinstance(image, np.ndarray)
+        if not is_array and not isinstance(image, torch.Tensor):
+            raise DataError(
+                f"the image is a {type(image).__name__}; RefinedDataset takes a tensor or NumPy array "
+                "(C, H, W), e.g. after torchvision's PILToTensor or ToTensor"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(image)) if is_array else image
+        shape = tensor.shape
+        wanted = 4 if batched else 3
+        if tensor.ndim == wanted - 1:  # no channel axis: one channel
+            tensor = tensor.unsqueeze(-3)
+        if tensor.ndim != wanted:
+            layout = "(B, C, H, W)" if batched else "(C, H, W)"
+            raise DataError(f"expected images of shape {layout}, got {tuple(shape)}")
+        self._warn_if_other_size(tuple(tensor.shape[-2:]))
+        batch = tensor if batched else tensor.unsqueeze(0)
+        refined = refine_batch(self.refiner, batch, value_range=self.value_range, precision=self.precision)
+        refined = refined.reshape(shape)
+        return refined.numpy() if is_array else refined
+
+    def _warn_if_other_size(self, size: tuple[int, int]) -> None:
+        trained = getattr(self.refiner, "refinekit_image_size", None)
+        if trained is not None and tuple(trained) != size and not self._size_warned:
+            self._size_warned = True
+            warnings.warn(
+                f"images are {size[1]}x{size[0]} but the refiner was trained at {trained[1]}x{trained[0]}; "
+                "it runs at any size, but its texture changes were learnt at the trained scale",
+                stacklevel=4,
+            )
+
+
+class RefinedDataset(Dataset):
+    """A dataset whose items are ``dataset``'s items with the image refined, other fields unchanged.
+
+    One refiner call per item: simple, and fine on a CPU or with small images.
+    On a GPU prefer :class:`RefinedBatches` (or :func:`refinekit.refine.refine_batch`
+    on collated batches). With DataLoader workers the refiner is copied into
+    each worker; keep it on the CPU then.
+
+    Args:
+        dataset: any map-style dataset.
+        refiner: an exported ``refiner.safetensors`` path, or a loaded refiner module.
+        image_key: where the image is: a dict key (default ``"image"``), a
+            tuple position (default 0), or None for items that are the image.
+        device: where a refiner loaded from a path runs (a module runs where it
+            is); the images come back where they were.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        value_range: the range of float images (uint8 is always [0, 255]).
+
+    Examples:
+        >>> refined = RefinedDataset(eyes, "runs/eyes/refiner.safetensors", image_key="image")  # doctest: +SKIP
+        >>> refined[0]["gaze"] is eyes[0]["gaze"]  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        refiner: nn.Module | str | os.PathLike[str],
+        image_key: ImageKey = None,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        self.dataset = dataset
+        self._refine = _Refine(refiner, image_key, device, precision, value_range)
+
+    @property
+    def refiner(self) -> nn.Module:
+        return self._refine.refiner
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self._refine.replace(self.dataset[index], batched=False)
+
+
+class RefinedBatches:
+    """Iterate ``batches`` (e.g. a DataLoader) with each batch's images refined in one call.
+
+    Args:
+        batches: an iterable of collated batches (tensors, or dicts/tuples holding a (B, C, H, W) tensor).
+        refiner, image_key, device, precision, value_range: as for :class:`RefinedDataset`.
+
+    Examples:
+        >>> loader = DataLoader(eyes, batch_size=256, num_workers=4, pin_memory=True)  # doctest: +SKIP
+        >>> refined = RefinedBatches(loader, "refiner.safetensors", image_key="image", device="cuda")  # doctest: +SKIP
+        >>> for batch in refined:  # doctest: +SKIP
+        ...     loss = gaze_loss(model(batch["image"].cuda()), batch["gaze"].cuda())
+    """
+
+    def __init__(
+        self,
+        batches: Iterable[Any],
+        refiner: nn.Module | str | os.PathLike[str],
+        image_key: ImageKey = None,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        self.batches = batches
+        self._refine = _Refine(refiner, image_key, device, precision, value_range)
+
+    @property
+    def refiner(self) -> nn.Module:
+        return self._refine.refiner
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.batches:
+            yield self._refine.replace(batch, batched=True)

@@ -1,0 +1,222 @@
+"""Built-in components: the refinekit.testing contracts at the paper's settings, plus the paper's numbers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from refinekit.checkpoint import export_refiner, load_refiner
+from refinekit.components.discriminators import REAL, REFINED
+from refinekit.errors import CheckpointError, ConfigError
+from refinekit.imageio import write_image
+from refinekit.plugins import create_discriminator, create_refiner, create_regularizer
+from refinekit.testing import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
+
+TIMM_MODEL = "test_resnet"  # timm's 0.37M-parameter test network: real timm code, milliseconds to run
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection (a weight download) fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# -- contracts ------------------------------------------------------------------
+
+
+class TestSimganResnetContract(RefinerContract):
+    name = "simgan-resnet"  # the paper's width and depth
+    size = (17, 27)  # odd sizes; the paper's 35x55 costs 4x more and tests nothing else
+
+
+class TestSimganResnetRGBContract(RefinerContract):
+    name = "simgan-resnet"
+    options = {"features": 16, "blocks": 2}
+    channels = 3
+    size = (17, 23)
+
+
+class TestTimmUNetContract(RefinerContract):
+    name = "timm-unet"
+    options = {"encoder": TIMM_MODEL, "decoder_features": 16}
+    channels = 3
+    size = (32, 32)
+
+    def test_gradients_reach_every_parameter(self) -> None:
+        # timm ResNets zero the last batch-norm weight of every block (zero_init_last), so
+        # the branch inside a block gets exactly zero gradient until that weight moves:
+        # one optimiser step first, then every parameter must receive gradient.
+        refiner = self.build()
+        torch.optim.SGD(refiner.parameters(), lr=0.1).zero_grad()
+        refiner(self.make_input()).square().mean().backward()
+        torch.optim.SGD(refiner.parameters(), lr=0.1).step()
+        refiner.zero_grad()
+        refiner(self.make_input()).square().mean().backward()
+        missing = [n for n, p in refiner.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+        assert not missing, f"no gradient reaches {missing[:5]}"
+
+
+class TestLocalPatchContract(DiscriminatorContract):
+    name = "local-patch"
+
+
+class TestGlobalContract(DiscriminatorContract):
+    name = "global"
+
+
+class TestL1Contract(RegularizerContract):
+    name = "l1"
+
+
+class TestFeatureIdentityContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "identity"}
+
+
+class TestFeatureChannelMeanContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "channel-mean"}
+    channels = 3
+
+
+class TestFeatureLowPassContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "low-pass"}
+
+
+class TestFeatureSobelContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "sobel"}
+    channels = 3
+
+
+class TestFeatureTimmContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "timm", "model": TIMM_MODEL}
+
+
+class TestImageFolderContract(DatasetContract):
+    name = "image-folder"
+    channels = 3
+    size = (12, 16)
+
+    def path(self, tmp_path: Path) -> str:
+        folder = tmp_path / "folder"
+        if not folder.exists():
+            folder.mkdir()
+            rng = np.random.default_rng(0)
+            for i in range(6):
+                write_image(folder / f"{i:02d}.png", rng.integers(0, 256, (3, 24, 32), dtype=np.uint8))
+                (folder / f"{i:02d}.json").write_text(json.dumps({"gaze": [i, -i], "label": i}))
+        return str(folder)
+
+    def test_sidecars_become_aligned_annotations(self, tmp_path: Path) -> None:
+        images = self.load(tmp_path, limit=4)
+        assert images.annotations["gaze"].tolist() == [[0, 0], [1, -1], [2, -2], [3, -3]]
+        assert images.annotations["label"].tolist() == [0, 1, 2, 3]
+
+
+# -- the paper's networks ----------------------------------------------------------
+
+
+def test_simgan_resnet_has_the_papers_size() -> None:
+    refiner = create_refiner("simgan-resnet", channels=1)
+    assert sum(p.numel() for p in refiner.parameters()) == 296_129  # conv 64, 4 ResNet blocks, 1x1 conv
+
+
+@pytest.mark.parametrize("size", [(35, 55), (7, 9), (1, 1), (33, 17)])
+def test_simgan_resnet_keeps_any_size(size) -> None:
+    refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=1)
+    assert refiner(torch.zeros(1, 1, *size)).shape == (1, 1, *size)
+
+
+def test_simgan_resnet_is_local() -> None:
+    # No pooling or striding: nine 3x3 convolutions, so an output pixel sees at most 9 pixels each way.
+    refiner = create_refiner("simgan-resnet", channels=1).eval()
+    x = torch.zeros(1, 1, 35, 55, requires_grad=True)
+    refiner(x)[0, 0, 17, 27].backward()
+    rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
+    assert rows.min() >= 17 - 9 and rows.max() <= 17 + 9 and cols.min() >= 27 - 9 and cols.max() <= 27 + 9
+
+
+def test_local_patch_gives_a_9x14_grid_at_35x55() -> None:
+    d = create_discriminator("local-patch", channels=1)
+    assert d(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 9, 14)
+    assert create_discriminator("global", channels=1)(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 1, 1)
+
+
+def test_discriminator_channel_convention() -> None:
+    assert (REFINED, REAL) == (0, 1)
+
+
+# -- feature-space self-regularisation --------------------------------------------
+
+
+def test_feature_psi_differs_by_what_it_keeps() -> None:
+    synthetic = torch.zeros(1, 1, 16, 16)
+    brighter = synthetic + 0.5  # same edges, other intensity
+    assert float(create_regularizer("feature", psi="sobel")(brighter, synthetic)) == 0.0
+    assert float(create_regularizer("feature", psi="low-pass")(brighter, synthetic)) == pytest.approx(0.5)
+    noise = synthetic + 0.2 * torch.randn_like(synthetic).sign()  # fine texture, mean kept
+    assert float(create_regularizer("feature", psi="low-pass")(noise, synthetic)) < 0.1
+    assert float(create_regularizer("l1")(noise, synthetic)) == pytest.approx(0.2)
+
+
+def test_unknown_psi_is_a_config_error_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="regularizer.options.psi: unknown feature map 'sobol'.*'sobel'"):
+        create_regularizer("feature", psi="sobol")
+
+
+def timm_weights(path: Path, channels: int, fill: float) -> dict[str, torch.Tensor]:
+    """A full timm model's state dict (classifier head included) with every float tensor set to ``fill``."""
+    import timm
+
+    state = timm.create_model(TIMM_MODEL, pretrained=False, in_chans=channels).state_dict()
+    state = {k: (torch.full_like(v, fill) if v.is_floating_point() else v) for k, v in state.items()}
+    save_file(state, str(path))
+    return state
+
+
+def test_feature_timm_loads_local_weights_and_never_downloads(tmp_path, no_network) -> None:
+    path = tmp_path / "psi.safetensors"
+    timm_weights(path, channels=1, fill=0.01)
+    reg = create_regularizer("feature", psi="timm", model=TIMM_MODEL, weights=str(path))
+    loaded = reg.features.net.state_dict()
+    assert all(torch.all(v == 0.01) for k, v in loaded.items() if v.is_floating_point() and "num_batches" not in k)
+    reg.train()  # the trainer calls .train(): psi stays frozen, batch-norm statistics do not move
+    assert not reg.features.training and not any(p.requires_grad for p in reg.parameters())
+    before = {k: v.clone() for k, v in reg.features.net.state_dict().items()}
+    reg(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
+    assert all(torch.equal(before[k], v) for k, v in reg.features.net.state_dict().items())
+
+
+def test_feature_timm_refuses_weights_of_another_network(tmp_path) -> None:
+    path = tmp_path / "other.safetensors"
+    save_file({"conv.weight": torch.zeros(1)}, str(path))
+    with pytest.raises(CheckpointError, match=r"other.safetensors: holds no weights for .* psi's timm model 'test_resnet'"):
+        create_regularizer("feature", psi="timm", model=TIMM_MODEL, weights=str(path))
+
+
+def test_timm_unet_starts_from_local_weights_and_exports_without_them(tmp_path, no_network) -> None:
+    path = tmp_path / "encoder.safetensors"
+    timm_weights(path, channels=3, fill=0.02)
+    options = {"encoder": TIMM_MODEL, "decoder_features": 8, "weights": str(path)}
+    refiner = create_refiner("timm-unet", channels=3, **options).eval()
+    assert torch.all(refiner.encoder.state_dict()["conv1.0.weight"] == 0.02)
+    export_refiner(refiner, tmp_path / "refiner.safetensors", "timm-unet", options, 3, (32, 32))
+    path.unlink()  # the starting weights are gone; the export holds everything
+    loaded = load_refiner(tmp_path / "refiner.safetensors")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(refiner(x), loaded(x))
