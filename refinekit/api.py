@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from refinekit import distributed
 from refinekit.config import (
     TrainConfig,
     build_config,
@@ -13,8 +14,10 @@ from refinekit.config import (
     load_toml,
     parse_set,
 )
+from refinekit.cache import load_dataset_cached
 from refinekit.errors import CheckpointError, ConfigError
-from refinekit.loading import detect_dataset, load_dataset
+from refinekit.loading import detect_dataset
+from refinekit.precision import resolve_device
 from refinekit.plugins import get_recipe
 from refinekit.recipes import Recipe
 from refinekit.trainer import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
@@ -136,8 +139,10 @@ def prepare(
         raise ConfigError(
             f"{out_dir} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or choose another --out"
         )
-    synthetic = load_dataset(config.synthetic, config.image, config.seed, skip_bad)
-    real = load_dataset(config.real, config.image, config.seed + 1, skip_bad)
+    # Join torchrun's process group before loading, so rank 0 fills the dataset cache while the others wait.
+    distributed.setup(resolve_device(config.device))
+    synthetic = load_dataset_cached(config.synthetic, config.image, config.seed, skip_bad)
+    real = load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad)
     trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks)
     trainer.sources = (synthetic.source, real.source)  # type: ignore[attr-defined]
     if resume:

@@ -20,7 +20,8 @@ in place, so stale copies do not pile up.
 Layout: ``<root>/<loader>-<key>/meta.json``, ``images.npy`` and one
 ``annotation.<i>.npy`` per annotation. A build writes into a temporary folder
 and renames it into place, so a killed build never leaves a half entry; under
-torchrun rank 0 builds while the other ranks wait.
+torchrun rank 0 builds while the other ranks wait. Each build also removes the
+entries of inputs that no longer exist (:func:`prune`).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def fingerprint(path: Path) -> str:
                 stat = file.stat()
             except OSError:  # a dangling link: the loader decides what that means
                 continue
-            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size} {stat.st_mtime_ns}\n".encode())
+            # surrogateescape: file names that are not UTF-8 (os.walk decodes them with surrogates) must hash too
+            line = f"{file.relative_to(path).as_posix()}\0{stat.st_size} {stat.st_mtime_ns}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -169,13 +172,47 @@ class DatasetCache:
             _replace_folder(tmp, self.folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        prune(self.folder.parent)
         return True
+
+
+def prune(root: Path) -> list[Path]:
+    """Remove entries whose input path no longer exists, and leftovers of builds whose process died.
+
+    Run after each build, so entries of deleted datasets (and of tests' temporary
+    folders) do not pile up. Returns what was removed.
+    """
+    removed = []
+    for child in root.iterdir() if root.is_dir() else ():
+        if child.name.startswith((".tmp-", ".stale-")):
+            if not _process_alive(child.name.rsplit("-", 1)[-1]):
+                removed.append(child)
+            continue
+        try:
+            path = json.loads((child / "meta.json").read_text())["identity"]["path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not an entry of ours (or being replaced right now): leave it
+        if path is not None and not Path(path).exists():
+            removed.append(child)
+    for child in removed:
+        shutil.rmtree(child, ignore_errors=True)
+    return removed
+
+
+def _process_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _write_images(path: Path, images: np.ndarray, source: str, progress: bool) -> None:
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=images.shape)
-    bar = _progress_bar(progress)
-    with bar:
+    bar = _progress_bar() if progress else None
+    with bar or nullcontext():
         task = bar.add_task(f"caching {source}", total=len(images)) if bar else None
         for start in range(0, len(images), _WRITE_CHUNK):
             out[start : start + _WRITE_CHUNK] = images[start : start + _WRITE_CHUNK]
@@ -185,9 +222,7 @@ def _write_images(path: Path, images: np.ndarray, source: str, progress: bool) -
     del out
 
 
-def _progress_bar(enabled: bool) -> Any:
-    if not enabled:
-        return nullcontext()
+def _progress_bar() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

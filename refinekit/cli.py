@@ -95,6 +95,7 @@ def run(
 ) -> None:
     """Train RECIPE (see 'refinekit recipes') and write the run folder."""
     from refinekit.api import prepare, resolve_config
+    from refinekit.plugins import get_recipe
     from refinekit.progress import TrainingDisplay
     from refinekit.trainer import TrainingInterrupted
 
@@ -114,7 +115,10 @@ def run(
 
         callbacks.append(EvalDuringTraining(eval_every, get_recipe(recipe).task))
     trainer = prepare(config, out_dir, resume=resume, skip_bad=skip_bad, callbacks=callbacks)
-    display.describe(trainer, recipe, schedule)
+    if trainer.is_main:
+        display.describe(trainer, recipe, schedule or get_recipe(recipe).default_schedule)
+    else:  # under torchrun rank 0 alone reports and evaluates; the other ranks only train
+        trainer.callbacks, display = [], TrainingDisplay(Console(quiet=True), enabled=False)
     try:
         with display:
             result = trainer.fit()

@@ -81,10 +81,11 @@ def _read_state_dict(source: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")  # torch warns about pickle protocols, irrelevant to the user
             loaded = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # Garbage and pickles of arbitrary objects look alike to the restricted unpickler; say both.
         raise CheckpointError(
-            f"{source}: refused: it holds objects other than tensors and plain containers ({_refusal_reason(exc)}), "
-            "and loading those could run arbitrary code. Save only the state dict, "
-            "torch.save(model.state_dict(), path), and convert that file."
+            f"{source}: refused: it is not a torch.save file of only tensors and plain containers "
+            f"({_refusal_reason(exc)}), and loading anything else could run arbitrary code. If it comes from "
+            "a source you trust, save only the weights, torch.save(model.state_dict(), path), and convert that file."
         ) from None
     except Exception as exc:  # torch raises KeyError, EOFError, RuntimeError... for damaged files
         raise CheckpointError(

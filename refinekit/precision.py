@@ -107,8 +107,10 @@ def resolve_precision(
         if device.type == "cpu" and cpu_has_fast_bf16():
             speedup = bf16_speedup()
             if speedup >= MIN_BF16_SPEEDUP:
-                return Precision("bf16", torch.bfloat16, "cpu", f"auto: CPU has AMX/AVX-512 BF16, bf16 {speedup:.1f}x faster")
-            return Precision("fp32", None, "cpu", f"auto: CPU has bf16 units but bf16 measured only {speedup:.2f}x fp32")
+                reason = f"auto: CPU has AMX/AVX-512 BF16, bf16 measured {speedup:.2f}x fp32"
+                return Precision("bf16", torch.bfloat16, "cpu", reason)
+            reason = f"auto: CPU has bf16 units but bf16 measured only {speedup:.2f}x fp32"
+            return Precision("fp32", None, "cpu", reason)
         return Precision("fp32", None, device.type, "auto: no native bf16 on this device")
     if name not in _DTYPES:
         raise ConfigError(f"precision {name!r} is not one of auto, fp32, bf16, fp16")

@@ -58,9 +58,10 @@ class TinyDomain:
 
 
 @pytest.fixture(autouse=True)
-def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+def isolated_registry(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Every test sees only the built-in components (no installed entry points) plus what it registers."""
     monkeypatch.setenv("REFINEKIT_DISABLE_ENTRY_POINTS", "1")
+    monkeypatch.setenv("REFINEKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dataset-cache"))  # not ~/.cache
     monkeypatch.delenv("REFINEKIT_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("REFINEKIT_STRICT_PLUGINS", raising=False)
     reset_registry()

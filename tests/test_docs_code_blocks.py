@@ -65,7 +65,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
 
     @property
     def is_cli(self) -> bool:
@@ -293,3 +294,17 @@ def test_tiny_keeps_the_run_and_shrinks_its_size(tiny_domain) -> None:
     assert tiny(refinekit.resolve_config("tiny", overrides=["schedule.steps=300"])).schedule.steps == 3
     assert small.refiner.options == {"features": 8, "blocks": 1}
     assert small.reg_weight == 3 and small.synthetic.options == config.synthetic.options
+
+
+def test_slow_and_skipped_blocks_and_their_outputs(tmp_path, monkeypatch) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nprint('fast')\n```\n\n<!-- doc: output -->\n```text\nfast\n```\n\n"
+        "<!-- doc: slow (raises, to show it ran) -->\n```python\nraise RuntimeError('slow block ran')\n```\n\n"
+        "<!-- doc: output -->\n```text\nnever printed\n```\n\n"
+        "<!-- doc: skip (never runs) -->\n```python\nraise RuntimeError('skipped block ran')\n```\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    run_page(page, include_slow=False)
+    with pytest.raises(RuntimeError, match="slow block ran"):
+        run_page(page, include_slow=True)

@@ -241,3 +241,25 @@ def test_evaluate_api_without_labelled_real_data(blobs: Registry, tmp_path, monk
 def test_evaluate_rejects_a_folder_that_is_not_a_run(tmp_path) -> None:
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
     assert result.exit_code == 2 and "no config.json" in result.output
+
+
+def test_task_is_inferred_from_the_recipes_and_never_guessed_between_two(blobs: Registry) -> None:
+    from refinekit.config import build_config
+    from refinekit.evaluation.api import resolve_task
+
+    config = build_config({"synthetic": {"name": "blobs"}, "real": {"name": "image-folder"}})
+    task, name, how = resolve_task(config, None)
+    assert isinstance(task, BlobColumnTask) and name == "blob-column" and "synthetic dataset is 'blobs'" in how
+
+    class Rival:
+        @staticmethod
+        @hookimpl
+        def register_recipes(register) -> None:
+            register(Recipe(name="rival", description="", config={"synthetic": {"name": "blobs"}}, task="other"))
+
+    blobs.register_plugin(Rival, "rival")
+    try:
+        task, name, how = resolve_task(config, None)
+        assert task is None and "several tasks (blob-column, other)" in how and "--task" in how
+    finally:
+        blobs.unregister_plugin("rival")

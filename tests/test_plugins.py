@@ -79,7 +79,9 @@ class HalfPlugin:
 def test_in_process_plugin_is_used_by_train(tiny_domain, tmp_path) -> None:
     tiny_domain.register_plugin(HalfPlugin, "half-plugin")
     HalfRefiner.built = 0
-    result = refinekit.train("tiny", tmp_path / "run", refiner__name="half", schedule__steps=1)
+    result = refinekit.train(
+        "tiny", tmp_path / "run", refiner__name="half", schedule__steps=1, discriminator__options={"widths": [8, 8, 8, 8]}
+    )
     assert HalfRefiner.built == 1
     loaded = refinekit.load_refiner(result.refiner_path)  # rebuilt through the same plugin
     assert isinstance(loaded, HalfRefiner) and loaded.scale.item() != 0.5  # and it was trained

@@ -127,8 +127,9 @@ def test_history_buffer_fills_and_feeds_half_of_every_d_batch(tiny_domain, tmp_p
     d_steps = 2 + 6  # discriminator pre-training plus one per adversarial round (k_d = 1)
     assert len(pushed) == d_steps and all(len(p) == 4 for p in pushed)  # half a batch of current images
     assert len(trainer.buffer) == 8 and len(sampled) == d_steps - 1  # the first D step has no history yet
-    for history in sampled:
-        assert any(torch.equal(x[4:], history) for x in d_inputs), "a sampled history batch never reached D"
+    for i, history in enumerate(sampled, start=1):
+        (fake,) = [x for x in d_inputs if len(x) == 8 and torch.equal(x[4:], history)]  # D saw it once
+        assert torch.equal(to_uint8(fake[:4]), pushed[i])  # beside the current images, which then enter the buffer
     # history images are refined images of earlier D steps, and not only of the last one
     ages = []
     for i, history in enumerate(sampled, start=1):

@@ -71,29 +71,34 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 
 
 def resolve_task(config: TrainConfig, task: str | Task | None) -> tuple[Task | None, str | None, str]:
-    """The evaluation task: as given, else the one recipes with this run's synthetic dataset name.
+    """The evaluation task: as given, else the task of the recipes this run's datasets point to.
 
     Returns (task, name, how it was chosen). The run's config does not record
-    its recipe, so a recipe "matches" when its synthetic dataset is the run's.
+    its recipe, so recipes are matched by dataset, most specific rule first: the
+    same synthetic dataset, then the same real dataset, then a synthetic dataset
+    the recipe accepts as a path (``path_datasets``). The first rule that some
+    recipe meets decides; if its recipes name different tasks, none is guessed.
     """
     if isinstance(task, Task):
         return task, type(task).__name__, "given to evaluate()"
     if isinstance(task, str):
         return get_task(task), task, "--task"
     registry = get_registry()
-    candidates = sorted({
-        entry.factory.task
-        for entry in registry.entries["recipe"].values()
-        if entry.factory.task and entry.factory.config.get("synthetic", {}).get("name") == config.synthetic.name
-    })
-    if len(candidates) == 1:
-        return get_task(candidates[0]), candidates[0], f"the task of the recipes using '{config.synthetic.name}'"
+    recipes = [entry.factory for entry in registry.entries["recipe"].values() if entry.factory.task]
+    synthetic, real = config.synthetic.name, config.real.name
+    rules = (
+        (f"recipes whose synthetic dataset is '{synthetic}'", lambda r: r.config.get("synthetic", {}).get("name") == synthetic),
+        (f"recipes whose real dataset is '{real}'", lambda r: r.config.get("real", {}).get("name") == real),
+        (f"recipes that accept '{synthetic}' paths", lambda r: synthetic in r.path_datasets),
+    )
     known = ", ".join(registry.names("task")) or "none registered"
-    if candidates:
-        why = f"recipes using '{config.synthetic.name}' name several tasks ({', '.join(candidates)})"
-    else:
-        why = f"no recipe using '{config.synthetic.name}' names a task"
-    return None, None, f"{why}; pass --task NAME (tasks: {known})"
+    for description, matches in rules:
+        tasks = sorted({r.task for r in recipes if matches(r)})
+        if len(tasks) == 1:
+            return get_task(tasks[0]), tasks[0], f"the task of the {description}"
+        if tasks:
+            return None, None, f"the {description} name several tasks ({', '.join(tasks)}); pass --task NAME"
+    return None, None, f"no recipe with a task uses '{synthetic}' or '{real}'; pass --task NAME (tasks: {known})"
 
 
 def _dataset_override(config: TrainConfig, side: str, path: str | None, overrides: Sequence[str]) -> DatasetConfig | None:
