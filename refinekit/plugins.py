@@ -343,7 +343,7 @@ def create_regularizer(name: str, channels: int = 1, **options: Any):
 
 
 def get_dataset(name: str) -> Entry:
-    """The dataset entry ``name``; call ``entry.factory(path, spec)`` to load it."""
+    """The dataset entry ``name``; load with ``entry.factory(path, channels=, size=, limit=, seed=, **options)``."""
     return get_registry().get("dataset", name)
 
 

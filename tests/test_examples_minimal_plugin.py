@@ -47,7 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def environment(site: Path) -> dict[str, str]:
     """Plugins load from entry points, as for a user; only the built-ins and this one, so no other plugin's imports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFINEKIT_")}
-    env["REFINEKIT_LOAD_PLUGINS"] = "refiners,discriminators,regularizers,datasets,recipes,minimal"
+    env["REFINEKIT_LOAD_PLUGINS"] = "minimal"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     return env
 
