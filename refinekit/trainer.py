@@ -173,7 +173,9 @@ class Trainer:
 
     def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         optim = self.config.optim
-        fused = {"fused": True} if self.device.type == "cuda" else {}
+        # One fused kernel over all parameters instead of a Python loop of small ops per parameter
+        # (about a tenth of a batch-16 round on CPU); CPU and CUDA both have it.
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         if optim.name == "adam":
             return torch.optim.Adam(module.parameters(), lr=lr, betas=optim.betas, **fused)
         return torch.optim.SGD(module.parameters(), lr=lr, momentum=optim.momentum, **fused)

@@ -2,8 +2,9 @@
 
 Normalisation: the L1 is a *mean* over batch, channels and feature positions, so
 the weight does not change with batch or image size. The paper writes a sum
-over pixels; its lambda converts as ``reg_weight = lambda_paper * C * H * W`` when
-the adversarial term is also a mean (see :mod:`refinekit.losses`).
+over pixels and over patches; its lambda converts as
+``reg_weight = lambda_paper * C * H * W / P`` for P discriminator patches, because
+the adversarial term here is a mean too (see :mod:`refinekit.losses`).
 """
 
 from __future__ import annotations

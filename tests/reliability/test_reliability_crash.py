@@ -27,8 +27,7 @@ from safetensors.torch import load_file
 from refinekit import checkpoint as checkpoint_module
 from refinekit.checkpoint import CHECKPOINT_FORMAT, read_file
 
-ROUNDS = 16  # adversarial rounds; with 2 + 2 pre-training steps, 20 steps in all
-TOTAL_STEPS = 2 + 2 + ROUNDS
+PRETRAIN_STEPS = 2 + 2  # R then D pre-training, as kit.simgan_args sets them
 EVERY_STEP = ["--set", "checkpoint_every=1", "--set", "log_every=1", "--set", "seed=7"]
 
 
@@ -85,7 +84,7 @@ def _kill_during_write(process: subprocess.Popen, out: Path, timeout: float = 60
     return False
 
 
-def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], seed: int) -> dict[str, int]:
+def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], rounds: int, seed: int) -> dict[str, int]:
     """Run ``plan`` (a list of 'sigint', 'kill-write', 'kill-random'), resuming after each; then finish.
 
     Returns counts of what happened, and asserts after every interruption that the
@@ -94,7 +93,8 @@ def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], seed: i
     rng = random.Random(seed)
     synthetic, real = folders
     out = tmp_path / "interrupted"
-    args = kit.simgan_args(synthetic, real, out, steps=ROUNDS, extra=EVERY_STEP)
+    args = kit.simgan_args(synthetic, real, out, steps=rounds, extra=EVERY_STEP)
+    total = PRETRAIN_STEPS + rounds
     env = kit.subprocess_env()
     counts = {"kills": 0, "kills_during_write": 0, "sigints": 0, "resumes": 0}
     command = kit.refinekit_command(args)
@@ -137,10 +137,10 @@ def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], seed: i
         finished = kit.invoke(command[3:])
     counts["resumes"] += 1
     assert finished.exit_code == 0, finished.output
-    assert f"resuming at step {last_step} of {TOTAL_STEPS}" in " ".join(finished.output.split())
-    assert _checkpoint_step(out) == TOTAL_STEPS
+    assert f"resuming at step {last_step} of {total}" in " ".join(finished.output.split())
+    assert _checkpoint_step(out) == total
     # Every step was logged exactly once: nothing repeated, nothing lost across the resumes.
-    assert _logged_steps(out) == list(range(1, TOTAL_STEPS + 1))
+    assert _logged_steps(out) == list(range(1, total + 1))
     counts["stale_temporary_files"] = len(_temporary_files(out))
     return counts
 
@@ -156,12 +156,12 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _uninterrupted(tmp_path: Path, kit, folders) -> dict[str, torch.Tensor]:
+def _uninterrupted(tmp_path: Path, kit, folders, rounds: int) -> dict[str, torch.Tensor]:
     """The same run in one go, in this process."""
     synthetic, real = folders
     out = tmp_path / "uninterrupted"
     with _one_thread():
-        result = kit.invoke(kit.simgan_args(synthetic, real, out, steps=ROUNDS, extra=EVERY_STEP))
+        result = kit.invoke(kit.simgan_args(synthetic, real, out, steps=rounds, extra=EVERY_STEP))
     assert result.exit_code == 0, result.output
     return load_file(out / "checkpoint.safetensors")
 
@@ -176,19 +176,19 @@ def _assert_same_state(resumed_dir: Path, reference: dict[str, torch.Tensor]) ->
 
 
 def test_sigint_then_kill_during_write_resumes_bit_for_bit(tmp_path, kit, folders) -> None:
-    counts = _interrupt_and_resume(tmp_path, kit, folders, ["sigint", "kill-write"], seed=0)
+    counts = _interrupt_and_resume(tmp_path, kit, folders, ["sigint", "kill-write"], rounds=10, seed=0)
     assert counts["sigints"] == 1 and counts["kills"] == 1 and counts["resumes"] == 2
-    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders))
+    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders, rounds=10))
 
 
 @pytest.mark.slow
 def test_many_kills_resume_bit_for_bit(tmp_path, kit, folders) -> None:
     plan = ["kill-write", "kill-random"] * 4 + ["sigint"]
-    counts = _interrupt_and_resume(tmp_path, kit, folders, plan, seed=1)
+    counts = _interrupt_and_resume(tmp_path, kit, folders, plan, rounds=40, seed=1)
     print(f"kill test: {counts}")  # shown with -s: how many kills landed inside a checkpoint write
     assert counts["kills"] == 8 and counts["resumes"] == len(plan) + 1
     assert counts["kills_during_write"] >= 1
-    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders))
+    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders, rounds=40))
 
 
 # -- failures inside the checkpoint write, in process ----------------------------

@@ -23,7 +23,7 @@ from refinekit.components.datasets import load_image_folder
 from refinekit.config import build_config, iter_keys, load_toml, parse_set
 from refinekit.errors import ConfigError, DataError
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 REQUIRED = {"synthetic": {"name": "image-folder"}, "real": {"name": "image-folder"}}
 KEYS = [row[0] for row in iter_keys()]
 

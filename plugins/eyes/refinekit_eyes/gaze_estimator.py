@@ -1,4 +1,4 @@
-"""The paper's gaze-estimation network (Shrivastava et al. 2017, section 4.1 and appendix).
+"""The paper's gaze-estimation network (Shrivastava et al. 2017, section 3.1 and appendix).
 
 Conv3x3-32, Conv3x3-32, Conv3x3-64, MaxPool3x3/2, Conv3x3-80, Conv3x3-192,
 MaxPool2x2/2, FC9600 (the flattened features), FC1000, FC3, trained with a

@@ -1,4 +1,4 @@
-"""The ``eyes-simgan`` recipe: the paper's eye-gaze experiment (Shrivastava et al. 2017, section 4.1).
+"""The ``eyes-simgan`` recipe: the paper's eye-gaze experiment (Shrivastava et al. 2017, section 3.1).
 
 With no paths it refines the built-in simulator (``eyes-sim``) towards the
 embedded MPIIGaze sample (``mpiigaze-sample``); ``--synthetic PATH`` /
@@ -10,7 +10,7 @@ Schedules:
 * ``quick`` (default) is sized for a 2-core CPU without a GPU: the paper's
   networks, Adam, batch 16, 150 R and 50 D pre-training steps, then 600 rounds of
   one R and one D step (about 5 minutes on an idle 2-core machine).
-* ``paper`` follows section 4.1: SGD at a constant 0.001, batch 512, R pre-trained
+* ``paper`` follows section 3.1: SGD at a constant 0.001, batch 512, R pre-trained
   for 1,000 steps on self-regularisation alone and D for 200 steps. The paper then
   says "for each update of D, we update R twice, i.e. K_d is set to 1, and K_g is set
   to 50", which contradicts itself; we take "twice" (k_g = 2), the reading of the
@@ -28,7 +28,7 @@ PAPER_BATCH = 512
 
 EYES_SIMGAN = Recipe(
     name="eyes-simgan",
-    description="SimGAN eye gaze (paper 4.1): simulated eyes -> real MPIIGaze patches, 35x55 grayscale",
+    description="SimGAN eye gaze (paper 3.1): simulated eyes -> real MPIIGaze patches, 35x55 grayscale",
     config={
         "image": {"channels": 1, "height": 35, "width": 55},
         "synthetic": {"name": "eyes-sim"},

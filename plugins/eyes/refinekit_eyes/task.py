@@ -1,4 +1,4 @@
-"""The ``gaze`` evaluation task: the paper's gaze estimator, scored by angular error (section 4.1, Table 2).
+"""The ``gaze`` evaluation task: the paper's gaze estimator, scored by angular error (section 3.1, Table 2).
 
 ``refinekit evaluate`` trains :class:`~refinekit_eyes.gaze_estimator.GazeEstimator`
 on synthetic, refined and (given labelled MPIIGaze) real eyes with the same
