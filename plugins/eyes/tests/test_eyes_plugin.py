@@ -21,6 +21,7 @@ def test_registers_datasets_and_recipe_without_problems(eyes_registry: Registry)
     assert eyes_registry.infos["eyes"].components == {
         "dataset": ["unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"],
         "recipe": ["eyes-simgan"],
+        "task": ["gaze"],
     }
 
 
