@@ -500,6 +500,8 @@ class Trainer:
                 module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
             load_optimizer_state(self.opt_refiner, unflatten_state(skeleton["opt_refiner"], tensors))
             load_optimizer_state(self.opt_discriminator, unflatten_state(skeleton["opt_discriminator"], tensors))
+            for optimizer in (self.opt_refiner, self.opt_discriminator):
+                _match_parameter_layouts(optimizer)
             self.scaler.load_state_dict(skeleton["scaler"])
             torch.set_rng_state(tensors[prefix + "rng.torch"])
             self.synthetic.load_state(tensors[prefix + "rng.synthetic"])
@@ -520,6 +522,20 @@ class Trainer:
             self.precision = precision_named(metadata["precision"], self.device, "auto, as when this run started")
         if self.is_main:
             _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+
+
+def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter optimiser state tensor its parameter's memory layout.
+
+    Checkpoints store tensors contiguous, so channels_last weights get NCHW Adam
+    moments back. The fused optimisers walk parameter and state memory in step:
+    with mismatched layouts they pair the wrong elements and a resumed run
+    silently diverges (seen with fused Adam on CPU, torch 2.14).
+    """
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _patch_accuracy(logits: torch.Tensor, target: int) -> torch.Tensor:
