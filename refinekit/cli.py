@@ -347,6 +347,7 @@ def evaluate(
     report = run_evaluation(
         run_dir, refiner=refiner, task=task, real=real, real_labelled=real_labelled, overrides=overrides,
         seed=seed, task_seeds=task_seeds, device=device, settings=settings, out=out, command=_command_line("evaluate"),
+        progress=lambda line: console.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=True),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -222,6 +222,8 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
         rows["refined"]["mean"]["accuracy"] / rows["synthetic"]["mean"]["accuracy"] - 1)
     assert report["task"]["name"] == "blob-column" and report["task"]["steps"] == TEST_SETTINGS.task_steps
     assert [row["step"] for row in report["training_log"]] == [0, 4, 8]
+    best = min(log[1:], key=lambda row: (row["realism_accuracy"], -row["step"]))
+    assert any(f"lowest at step {best['step']}" in note and best["snapshot"] in note for note in report["notes"])
     figures = sorted(p.name for p in (run_dir / "eval").glob("*.png"))
     assert figures == ["downstream.png", "realism_over_training.png", "samples.png"]
     markdown = (run_dir / "eval" / "report.md").read_text()

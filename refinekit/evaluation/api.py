@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -131,6 +131,7 @@ def evaluate(
     settings: EvaluationSettings = EvaluationSettings(),
     out: str | Path | None = None,
     command: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> EvaluationReport:
     """Evaluate a run's refiner and write ``report.md``, ``report.json`` and figures to ``RUN_DIR/eval``.
 
@@ -147,6 +148,7 @@ def evaluate(
         settings: sizes and budgets.
         out: where to write (default ``RUN_DIR/eval``).
         command: the command line to record (default: this call).
+        progress: called with a short line as each stage starts (the CLI prints them).
 
     Examples:
         >>> report = refinekit.evaluate("runs/digits")  # doctest: +SKIP
@@ -170,6 +172,8 @@ def evaluate(
             f"{run_dir / 'config.json'} says {config.image.channels}x{list(expected)}; pass the refiner of this run"
         )
     task_obj, task_name, task_how = resolve_task(config, task)
+    say = progress or (lambda message: None)
+    say(f"Rebuilding the run's data from {run_dir / 'config.json'} and choosing held-out images")
     sets = load_evaluation_sets(
         config, seed, settings.max_images,
         _dataset_override(config, "synthetic", None, overrides),
@@ -181,6 +185,7 @@ def evaluate(
     ra, rb = halves(len(real_images))
     notes = _seen_notes(sets.infos)
 
+    say(f"Realism: two-sample classifiers on {len(synthetic)} synthetic/refined and {len(real_images)} real images")
     realism = [
         two_sample_test(name, images[a], real_images[ra], images[b], real_images[rb], seed, settings.realism, torch_device)
         for name, images in (("synthetic", synthetic), ("refined", refined))
@@ -212,20 +217,43 @@ def evaluate(
         report.notes.append(f"No evaluation task: {task_how}. Annotation and downstream checks were skipped.")
     else:
         _task_checks(report, task_obj, task_name or "", task_how, config, sets, refined, real_labelled, task_seeds,
-                     settings, torch_device)
+                     settings, torch_device, say)
     report.training_log = read_metrics(run_dir / EVAL_LOG)
-    out_dir = Path(out) if out is not None else run_dir / "eval"
+    report.notes.extend(_training_log_notes(report.training_log))
+    _write_outputs(report, Path(out) if out is not None else run_dir / "eval", synthetic[b], refined[b], real_images[rb])
+    return report
+
+
+def _write_outputs(
+    report: EvaluationReport, out_dir: Path, synthetic: np.ndarray, refined: np.ndarray, real: np.ndarray
+) -> None:
+    """Figures, report.json and report.md in ``out_dir``; the sample grid shows held-out images."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report.out_dir = str(out_dir)
-    report.figures.append(str(sample_figure(out_dir / "samples.png", synthetic[b], refined[b], real_images[rb])))
+    report.figures.append(str(sample_figure(out_dir / "samples.png", synthetic, refined, real)))
     if report.downstream and report.task is not None:
-        report.figures.append(str(downstream_figure(out_dir / "downstream.png", report.downstream, report.task.metric, report.task.units)))
+        report.figures.append(
+            str(downstream_figure(out_dir / "downstream.png", report.downstream, report.task.metric, report.task.units))
+        )
     if sum(1 for r in report.training_log if r.get("phase") != "synthetic") >= 2:
         metric_key = f"labels_{report.task.metric}" if report.task is not None else None
         report.figures.append(str(training_figure(out_dir / "realism_over_training.png", report.training_log, metric_key)))
     write_json(report, out_dir / "report.json")
     write_markdown(report, out_dir / "report.md")
-    return report
+
+
+def _training_log_notes(log: Sequence[dict[str, Any]]) -> list[str]:
+    """Point at the evaluation point with the lowest realism accuracy, and at its label numbers."""
+    points = [row for row in log if row.get("phase") != "synthetic" and "realism_accuracy" in row]
+    if not points:
+        return []
+    best = min(points, key=lambda row: (row["realism_accuracy"], -row["step"]))
+    labels = ", ".join(f"{k} {v:.3g}" for k, v in best.items() if k.startswith("labels_"))
+    return [
+        f"During training, held-out realism accuracy was lowest at step {best['step']} "
+        f"({100 * best['realism_accuracy']:.1f}%{f'; {labels}' if labels else ''}); its refiner is "
+        f"{best.get('snapshot', 'not saved')}. Check that its labels held before choosing it."
+    ]
 
 
 def _seen_notes(infos: Sequence[SetInfo]) -> list[str]:
@@ -254,6 +282,7 @@ def _task_checks(
     task_seeds: int,
     settings: EvaluationSettings,
     device: torch.device,
+    say: Callable[[str], None],
 ) -> None:
     """Annotation preservation and downstream utility, appended to ``report``."""
     steps = settings.task_steps if settings.task_steps is not None else task.steps
@@ -266,6 +295,7 @@ def _task_checks(
     targets = task.targets(sets.synthetic.annotations)
     a, b = halves(len(synthetic))
     seeds = report.task_seeds
+    say(f"Task '{name}': training task models ({steps} steps each, {task_seeds} seed(s) per training set)")
     real_train, real_test, infos = labelled_real_sets(task, real_labelled, config, sets.training_real)
     report.data.extend(infos)
     if real_test is None:
