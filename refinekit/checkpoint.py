@@ -35,6 +35,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
     renamed over ``path`` (atomic on POSIX). A failure leaves ``path`` untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     try:
@@ -56,6 +57,31 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the half-written temporaries of ``path`` that killed processes left behind.
+
+    A temporary is named after its writer's PID; one whose process no longer
+    exists can never be completed, so it only wastes disk. Returns what was removed.
+    """
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from types import TracebackType
+from typing import Callable
 
 import torch
 from rich.console import Console
@@ -15,24 +16,42 @@ from refinekit.trainer import StepReport, Trainer, TrainResult
 _SHOWN = ("refiner_reg", "refiner_adv", "discriminator_loss", "d_acc_real", "d_acc_refined")
 
 
-def estimate_seconds(trainer: Trainer, repeats: int = 2) -> float:
-    """Rough wall time of the whole schedule, timed on copies of the networks (the run's state is untouched)."""
+def estimate_seconds(trainer: Trainer, repeats: int = 3) -> float:
+    """Rough wall time of the rest of the schedule, from each phase's passes timed on copies of the networks.
+
+    The phases cost very different amounts: an R update runs R forward and
+    backward (through D once adversarial), while a D update only runs R forward
+    on half a batch and D, which is far smaller. The run's own state is untouched.
+    """
     config = trainer.config
     c, h, w = config.image.channels, config.image.height, config.image.width
     refiner, discriminator = copy.deepcopy(trainer.refiner), copy.deepcopy(trainer.discriminator)
     x = torch.zeros(config.batch_size, c, h, w, device=trainer.device).contiguous(memory_format=trainer.memory_format)
-    timings = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        with trainer.precision.autocast():
-            loss = discriminator(refiner(x)).float().mean()
-        loss.backward()
-        timings.append(time.perf_counter() - start)
-    update = min(timings[1:])  # the first call pays one-off allocation costs
+
+    def timed(passes: Callable[[], torch.Tensor]) -> float:
+        timings = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            with trainer.precision.autocast():
+                loss = passes().float().mean()
+            loss.backward()
+            timings.append(time.perf_counter() - start)
+        return min(timings[1:])  # the first call pays one-off allocation costs
+
+    def discriminator_passes() -> torch.Tensor:
+        with torch.no_grad():
+            refiner(x[: max(len(x) // 2, 1)])
+        return discriminator(torch.cat([x, x]))  # the refined and the real batch
+
+    refiner_pretrain = timed(lambda: refiner(x))
+    refiner_update = timed(lambda: discriminator(refiner(x)))
+    discriminator_update = timed(discriminator_passes)
     s = config.schedule
-    updates = s.refiner_pretrain_steps + s.discriminator_pretrain_steps + s.steps * (s.k_g + s.k_d)
-    remaining = max(trainer.total_steps - trainer.step, 0) / max(trainer.total_steps, 1)
-    return update * updates * remaining * 1.15  # data sampling and the optimiser step
+    bounds = (0, s.refiner_pretrain_steps, s.refiner_pretrain_steps + s.discriminator_pretrain_steps, trainer.total_steps)
+    remaining = [max(end - max(begin, trainer.step), 0) for begin, end in zip(bounds, bounds[1:])]
+    round_cost = s.k_g * refiner_update + s.k_d * discriminator_update
+    seconds = remaining[0] * refiner_pretrain + remaining[1] * discriminator_update + remaining[2] * round_cost
+    return seconds * 1.15  # data sampling, the optimiser steps, samples and checkpoints
 
 
 class TrainingDisplay:

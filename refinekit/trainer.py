@@ -277,12 +277,19 @@ class Trainer:
             raise NonFiniteLossError(
                 # 1-based, as metrics.jsonl and the progress bar count steps
                 f"step {self.step + 1} ({self.phase_of(self.step)}): loss '{bad[0]}' is {floats[bad[0]]}. "
-                f"The last good checkpoint is kept in {self.out_dir / CHECKPOINT_NAME}. Lower the learning rate, "
+                f"{self._last_good_checkpoint()} Lower the learning rate, "
                 "use --precision fp32, or --set on_nonfinite=skip to skip such steps."
             )
         self.scaler.step(optimizer)
         self.scaler.update()
         return floats
+
+    def _last_good_checkpoint(self) -> str:
+        """Where a stopped run can resume from, said only if that checkpoint exists."""
+        path = self.out_dir / CHECKPOINT_NAME
+        if path.exists():
+            return f"The last good checkpoint is kept in {path}; --resume continues from it."
+        return "No checkpoint was written before this step, so nothing was lost."
 
     def run_step(self) -> tuple[str, dict[str, float], int]:
         """Run the current step; returns (phase, metrics, images processed)."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +89,18 @@ def test_interrupted_write_keeps_the_previous_file_and_reraises(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         refiner_file(tmp_path, seed=1)
     assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path) -> None:
+    _, path = refiner_file(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its PID now belongs to no process (reuse within this test is vanishingly unlikely)
+    orphan = tmp_path / f".refiner.safetensors.tmp-{dead.pid}"
+    live = tmp_path / f".refiner.safetensors.tmp-{os.getppid()}"  # e.g. another rank still writing
+    orphan.write_bytes(b"half a checkpoint from a killed run")
+    live.write_bytes(b"being written")
+    refiner_file(tmp_path, seed=1)  # the next save cleans up
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name])
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt", ".bin"])

@@ -258,6 +258,14 @@ def test_nan_loss_stops_naming_step_and_loss_and_keeps_the_last_checkpoint(nan_r
     assert all(torch.isfinite(p).all() for p in refiner.parameters())
 
 
+def test_nan_loss_before_the_first_checkpoint_does_not_claim_one(nan_regularizer, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(NaNAfter, "start", 0)  # NaN from the very first pre-training step
+    trainer = make_trainer(tmp_path, "regularizer.name=nan-after")
+    with pytest.raises(NonFiniteLossError, match=r"step 1 \(refiner-pretrain\).*No checkpoint was written"):
+        trainer.fit()
+    assert not (tmp_path / "checkpoint.safetensors").exists()
+
+
 def test_on_nonfinite_skip_counts_skipped_updates_and_keeps_weights_finite(nan_regularizer, tmp_path) -> None:
     trainer = make_trainer(tmp_path, "regularizer.name=nan-after", "on_nonfinite=skip")
     result = trainer.fit()

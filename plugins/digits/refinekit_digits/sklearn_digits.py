@@ -26,8 +26,6 @@ from typing import Literal
 import numpy as np
 from refinekit.data import ImageSet
 from refinekit.errors import DataError
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from refinekit_digits.digit_sets import make_image_set
 from refinekit_digits.framing import frame_digits
@@ -55,6 +53,8 @@ def split_indices(
         raise DataError(f"sklearn-digits: split must be 'train', 'test' or 'all', got {split!r}")
     if not 0 < test_fraction < 1:
         raise DataError(f"sklearn-digits: test_fraction must be between 0 and 1, got {test_fraction}")
+    from sklearn.model_selection import train_test_split  # lazy: importing scikit-learn takes seconds
+
     train, test = train_test_split(
         np.arange(len(labels)), test_size=test_fraction, random_state=split_seed, stratify=labels
     )
@@ -94,6 +94,8 @@ def load_sklearn_digits(
             f"sklearn-digits reads the digits bundled with scikit-learn, not a path, but got {path!r}; "
             "drop 'real.path', or read your files with mnist-idx, usps-h5 or digit-class-folders"
         )
+    from sklearn.datasets import load_digits  # lazy: every refinekit command loads this plugin
+
     bunch = load_digits()
     index = split_indices(bunch.target, split, test_fraction, split_seed)
     counts = np.asarray(bunch.images[index], dtype=np.float32)[:, None]
