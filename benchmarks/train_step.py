@@ -5,7 +5,8 @@ from other jobs on a shared machine hits them alike:
 
 * ``refinekit``: :class:`refinekit.trainer.Trainer` in fp32 (channels_last,
   uint8 data sampled by index, uint8 history buffer, frozen D in R's update, only
-  the needed half batch refined in D's update).
+  the needed half batch refined in D's update, R's update in cache-sized chunks
+  of 64 images).
 * ``refinekit <precision>``: the same with ``--precision`` (``auto`` resolves as
   a run would; bf16 is also measured when asked with ``--precision bf16``).
 * ``naive``: how public PyTorch ports train: NCHW fp32, every batch decoded
@@ -139,6 +140,9 @@ def write_pngs(folder: Path) -> None:
 
 
 def round_flops(run: Callable[[], None]) -> int:
+    """FLOPs of one steady-state round: a first round fills the history buffer (until then D's
+    update refines the whole batch, not half), the second is counted."""
+    run()
     with FlopCounterMode(display=False) as counter:
         run()
     return counter.get_total_flops()
@@ -156,18 +160,21 @@ def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def forward_rate(batch: int, memory_format: torch.memory_format, precision: str) -> float:
-    """Refiner inference images/s (what ``refinekit refine`` is bounded by)."""
+def forward_rate(batch: int, memory_format: torch.memory_format, precision: str) -> tuple[float, float]:
+    """Refiner inference (what ``refinekit refine`` is bounded by): images/s and GFLOP/s."""
     refiner = SimGANResNet(1).eval().to(memory_format=memory_format)
     x = torch.randn(batch, 1, *SIZE).contiguous(memory_format=memory_format)
     chosen = resolve_precision(precision, torch.device("cpu"))
     times = []
     with torch.no_grad(), chosen.autocast():
+        with FlopCounterMode(display=False) as counter:
+            refiner(x)
         for _ in range(3):
             start = time.perf_counter()
             refiner(x)
             times.append(time.perf_counter() - start)
-    return batch / min(times[1:])
+    seconds = min(times)
+    return batch / seconds, counter.get_total_flops() / seconds / 1e9
 
 
 def measure(rounds: int, loops: dict[str, Callable[[], None]]) -> dict[str, float]:
@@ -228,12 +235,13 @@ def main() -> None:
     for batch, name, rate, sec, achieved, ratio, rounds in rows:
         print(f"| {batch} | {name} | {rate:.1f} | {sec:.2f} | {achieved:.1f} | {ratio:.0%} | "
               f"{rate / naive_rate[batch]:.2f} | {rounds} |")
-    print("\n| refiner forward (inference), batch 256 | img/s |\n| --- | ---: |")
+    print("\n| refiner forward (inference), batch 256 | img/s | GFLOP/s | of matmul |\n| --- | ---: | ---: | ---: |")
     variants = [("NCHW fp32", torch.contiguous_format, "fp32"), ("channels_last fp32", torch.channels_last, "fp32")]
     if chosen.dtype is not None:
         variants.append((f"channels_last {chosen.name}", torch.channels_last, chosen.name))
     for label, memory_format, precision in variants:
-        print(f"| {label} | {forward_rate(256, memory_format, precision):.1f} |")
+        rate, achieved = forward_rate(256, memory_format, precision)
+        print(f"| {label} | {rate:.1f} | {achieved:.1f} | {achieved / peak[precision]:.0%} |")
 
 
 if __name__ == "__main__":

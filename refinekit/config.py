@@ -99,6 +99,13 @@ class TrainConfig(_Strict):
     sample_every: int = Field(default=100, ge=1, description="Steps between sample grids.")
     checkpoint_every: int = Field(default=100, ge=1, description="Steps between checkpoints.")
     compile: bool = Field(default=False, description="Wrap the networks with torch.compile.")
+    micro_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most images (per process) that R's update runs at once; the chunks' gradients are summed, "
+        "so the update is the same. Unset: 64 on CPU, where larger chunks spill out of the caches "
+        "(R updates 1.3x faster at batch 512 on 2 cores), the whole batch on a GPU.",
+    )
 
     @model_validator(mode="before")
     @classmethod

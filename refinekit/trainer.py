@@ -17,7 +17,7 @@ import math
 import signal
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -47,6 +47,8 @@ from refinekit.report import plot_losses, save_sample_grid
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 REFINER_NAME = "refiner.safetensors"
+CPU_MICRO_BATCH = 64
+"""R's chunk size on CPU: larger chunks spill the activations out of the caches (see ``micro_batch``)."""
 PHASES = ("refiner-pretrain", "discriminator-pretrain", "adversarial")
 
 
@@ -139,6 +141,7 @@ class Trainer:
         self.buffer = HistoryBuffer(local_buffer, synthetic.shape, self.device) if local_buffer else None
         self.buffer_rng = torch.Generator().manual_seed(seed(config.seed + 3))
         self.half = self.local_batch // 2
+        self.micro_batch = config.micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else self.local_batch)
         self.step = 0
         self.skipped_steps = 0
         self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
@@ -159,11 +162,13 @@ class Trainer:
         refiner, discriminator = maybe_compile(self.refiner), maybe_compile(self.discriminator)
         self._infer_refiner, self._frozen_discriminator = refiner, discriminator
         self._train_refiner, self._train_discriminator = refiner, discriminator
+        self._refiner_ddp = None
         if self.topology.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._train_refiner = maybe_compile(DistributedDataParallel(self.refiner, device_ids=ids))
+            self._refiner_ddp = DistributedDataParallel(self.refiner, device_ids=ids)
+            self._train_refiner = maybe_compile(self._refiner_ddp)
             self._train_discriminator = maybe_compile(DistributedDataParallel(self.discriminator, device_ids=ids))
 
     @property
@@ -199,23 +204,48 @@ class Trainer:
         return sampler.next()[1].contiguous(memory_format=self.memory_format)
 
     def refiner_step(self, adversarial: bool) -> dict[str, float]:
-        """One R update: lambda * self-regularisation, plus the adversarial loss after pre-training."""
+        """One R update: lambda * self-regularisation, plus the adversarial loss after pre-training.
+
+        The batch runs in chunks of at most ``micro_batch`` images, each chunk's
+        loss weighted by its share of the batch and backpropagated on its own.
+        Every loss is a mean over images, so the summed gradient is the whole
+        batch's; only the working set shrinks.
+        """
         synthetic = self._batch(self.synthetic)
+        chunks = synthetic.split(self.micro_batch)
+        self.opt_refiner.zero_grad(set_to_none=True)
+        totals: dict[str, torch.Tensor] = {}
         self.discriminator.requires_grad_(False)  # gradients flow through D to R, but D's are not needed
         try:
-            with self.precision.autocast():
-                refined = self._train_refiner(synthetic)
-                reg = self.regularizer(refined.float(), synthetic)
-                loss = self.config.reg_weight * reg
-                metrics = {"refiner_reg": reg}
-                if adversarial:
-                    adv = losses.refiner_adversarial_loss(self._frozen_discriminator(refined))
-                    loss = loss + adv
-                    metrics["refiner_adv"] = adv
+            for index, chunk in enumerate(chunks):
+                share = len(chunk) / len(synthetic)
+                with self._refiner_gradient_sync(last=index == len(chunks) - 1):
+                    with self.precision.autocast():
+                        metrics = self._refiner_losses(chunk, adversarial)
+                    self.scaler.scale(metrics["refiner_loss"] * share).backward()
+                for name, value in metrics.items():
+                    totals[name] = totals.get(name, 0) + value.detach().float() * share
         finally:
             self.discriminator.requires_grad_(True)
+        return self._apply(self.opt_refiner, totals)
+
+    def _refiner_losses(self, synthetic: torch.Tensor, adversarial: bool) -> dict[str, torch.Tensor]:
+        refined = self._train_refiner(synthetic)
+        reg = self.regularizer(refined.float(), synthetic)
+        loss = self.config.reg_weight * reg
+        metrics = {"refiner_reg": reg}
+        if adversarial:
+            adv = losses.refiner_adversarial_loss(self._frozen_discriminator(refined))
+            loss = loss + adv
+            metrics["refiner_adv"] = adv
         metrics["refiner_loss"] = loss
-        return self._apply(loss, self.opt_refiner, metrics)
+        return metrics
+
+    def _refiner_gradient_sync(self, last: bool) -> AbstractContextManager[None]:
+        """Under torchrun, average R's gradients over ranks once per update: in its last chunk's backward."""
+        if self._refiner_ddp is None or last:
+            return nullcontext()
+        return self._refiner_ddp.no_sync()
 
     def discriminator_step(self) -> dict[str, float]:
         """One D update on half current refined images and half history images (section 2.3)."""
@@ -242,15 +272,15 @@ class Trainer:
             "d_acc_real": _patch_accuracy(logits_real, REAL),
             "d_acc_refined": _patch_accuracy(logits_fake, REFINED),
         }
-        result = self._apply(loss, self.opt_discriminator, metrics)
+        self.opt_discriminator.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        result = self._apply(self.opt_discriminator, metrics)
         if self.buffer is not None:
             self.buffer.push(current, self.buffer_rng)
         return result
 
-    def _apply(
-        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, metrics: dict[str, torch.Tensor]
-    ) -> dict[str, float]:
-        """Backpropagate, read every metric in one transfer, and step unless a loss is non-finite.
+    def _apply(self, optimizer: torch.optim.Optimizer, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+        """After the backward: read every metric in one transfer, and step unless a loss is non-finite.
 
         The backward is queued before the metrics are read, so on a GPU that read,
         the update's only host sync, overlaps the backward. Under torchrun the same
@@ -258,11 +288,9 @@ class Trainer:
         skip/stop decision) and carries the Ctrl-C flag (every rank stops at the
         same step). Gradients of a non-finite loss are discarded unused.
         """
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         values = [value.detach().float().reshape(()) for value in metrics.values()]
         if self.topology.distributed:
-            values.append(torch.full((), float(self._interrupt), device=loss.device))
+            values.append(torch.full((), float(self._interrupt), device=self.device))
             reduced = distributed.all_reduce_sum(torch.stack(values)).div_(self.topology.world_size).tolist()
             self._stop_agreed = reduced.pop() > 0
         else:

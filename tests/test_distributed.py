@@ -30,6 +30,7 @@ precision = "fp32"
 log_every = 1
 sample_every = 100
 checkpoint_every = 3
+micro_batch = 3  # R's update runs each rank's 4 images as 3 + 1: gradients sync once, in the last chunk
 [image]
 height = 16
 width = 20

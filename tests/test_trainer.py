@@ -77,6 +77,24 @@ def test_refiner_step_updates_r_only_and_leaves_d_trainable(tiny_domain, tmp_pat
     assert metrics["refiner_loss"] == pytest.approx(metrics["refiner_reg"] * trainer.config.reg_weight + metrics["refiner_adv"], rel=1e-5)
 
 
+def test_micro_batches_give_the_whole_batch_update(tiny_domain, tmp_path) -> None:
+    updated = {}
+    for micro_batch in (8, 3):  # the whole batch of 8, then chunks of 3, 3 and 2
+        trainer = make_trainer(tmp_path / str(micro_batch), f"micro_batch={micro_batch}")
+        trainer.discriminator_step()
+        calls = []
+        trainer.refiner.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+        metrics = trainer.refiner_step(adversarial=True)
+        # Compare gradients, not weights: Adam's first step moves every weight by about lr whatever the gradient.
+        gradients = {name: p.grad.clone() for name, p in trainer.refiner.named_parameters()}
+        updated[micro_batch] = gradients, metrics, calls
+    (whole, whole_metrics, whole_calls), (chunked, chunked_metrics, chunked_calls) = updated[8], updated[3]
+    assert whole_calls == [8] and chunked_calls == [3, 3, 2]
+    for name, value in whole.items():
+        torch.testing.assert_close(chunked[name], value, rtol=1e-4, atol=1e-7, msg=name)
+    assert chunked_metrics == pytest.approx(whole_metrics, rel=1e-5)
+
+
 def test_pretraining_refiner_step_has_no_adversarial_term(tiny_domain, tmp_path) -> None:
     trainer = make_trainer(tmp_path)
     d_calls = []
