@@ -5,8 +5,8 @@ from other jobs on a shared machine hits them alike:
 
 * ``refinekit``: :class:`refinekit.trainer.Trainer` in fp32 (channels_last,
   uint8 data sampled by index, uint8 history buffer, frozen D in R's update, only
-  the needed half batch refined in D's update, R's update in cache-sized chunks
-  of 64 images).
+  the needed half batch refined in D's update, the refiner run in cache-sized
+  chunks, see :mod:`refinekit.chunks`).
 * ``refinekit <precision>``: the same with ``--precision`` (``auto`` resolves as
   a run would; bf16 is also measured when asked with ``--precision bf16``).
 * ``naive``: how public PyTorch ports train: NCHW fp32, every batch decoded
@@ -161,7 +161,8 @@ def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
 
 
 def forward_rate(batch: int, memory_format: torch.memory_format, precision: str) -> tuple[float, float]:
-    """Refiner inference (what ``refinekit refine`` is bounded by): images/s and GFLOP/s."""
+    """A plain refiner forward of the whole batch, as public ports run it: images/s and GFLOP/s.
+    (``refinekit refine`` splits batches into cache-sized chunks; ``benchmarks/refine.py`` measures it.)"""
     refiner = SimGANResNet(1).eval().to(memory_format=memory_format)
     x = torch.randn(batch, 1, *SIZE).contiguous(memory_format=memory_format)
     chosen = resolve_precision(precision, torch.device("cpu"))

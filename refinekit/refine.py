@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from refinekit.checkpoint import load_refiner
+from refinekit.chunks import forward_in_chunks, images_per_chunk
 from refinekit.data import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
 from refinekit.precision import Precision, resolve_device, resolve_precision
@@ -156,7 +157,8 @@ def refine_batch(
             x = images.to(device, non_blocking=True)
             x = to_float(x) if is_uint8 else (x.float() - low) * (2.0 / (high - low)) - 1.0
             with precision.autocast():
-                y = refiner(x.contiguous(memory_format=torch.channels_last))
+                chunk = images_per_chunk(x.device, x.shape[2], x.shape[3], len(x))
+                y = forward_in_chunks(refiner, x.contiguous(memory_format=torch.channels_last), chunk)
             y = to_uint8(y) if is_uint8 else ((y.float() + 1.0) * ((high - low) / 2.0) + low).to(images.dtype)
             y = y.to(images.device).contiguous()
     finally:

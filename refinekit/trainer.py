@@ -37,6 +37,7 @@ from refinekit.checkpoint import (
     read_file,
     unflatten_state,
 )
+from refinekit.chunks import forward_in_chunks, images_per_chunk
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.config import TrainConfig, config_to_json
 from refinekit.data import BatchSampler, ImageSet
@@ -47,8 +48,6 @@ from refinekit.report import plot_losses, save_sample_grid
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 REFINER_NAME = "refiner.safetensors"
-CPU_MICRO_BATCH = 64
-"""R's chunk size on CPU: larger chunks spill the activations out of the caches (see ``micro_batch``)."""
 PHASES = ("refiner-pretrain", "discriminator-pretrain", "adversarial")
 
 
@@ -141,7 +140,10 @@ class Trainer:
         self.buffer = HistoryBuffer(local_buffer, synthetic.shape, self.device) if local_buffer else None
         self.buffer_rng = torch.Generator().manual_seed(seed(config.seed + 3))
         self.half = self.local_batch // 2
-        self.micro_batch = config.micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else self.local_batch)
+        image = config.image
+        self.micro_batch = config.micro_batch or images_per_chunk(
+            self.device, image.height, image.width, self.local_batch
+        )
         self.step = 0
         self.skipped_steps = 0
         self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
@@ -255,7 +257,7 @@ class Trainer:
         if use_history:  # only half a batch of current images is shown to D: refine only those
             synthetic = synthetic[: self.half]
         with torch.no_grad(), self.precision.autocast():  # D's step never backpropagates into R
-            refined = self._infer_refiner(synthetic).float()
+            refined = forward_in_chunks(self._infer_refiner, synthetic, self.micro_batch).float()
         current = refined[: self.half]
         if use_history:
             fake = torch.cat([current, self.buffer.sample(self.local_batch - self.half, self.buffer_rng)])
