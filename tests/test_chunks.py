@@ -11,9 +11,12 @@ from refinekit.refine import refine_batch
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_chunks_hold_a_pixel_budget_on_cpu_and_the_whole_batch_elsewhere() -> None:
-    assert images_per_chunk(CPU, 35, 55, 512) == CPU_CHUNK_PIXELS // (35 * 55)
-    assert images_per_chunk(CPU, 35, 55, 16) == 16  # a small batch runs at once
+def test_chunks_are_the_largest_power_of_two_in_the_pixel_budget_on_cpu_and_the_whole_batch_elsewhere() -> None:
+    for height, width in ((35, 55), (28, 28), (64, 64), (100, 7)):
+        chunk = images_per_chunk(CPU, height, width, 10_000)
+        assert chunk & (chunk - 1) == 0, chunk  # a power of two
+        assert chunk * height * width <= CPU_CHUNK_PIXELS < 2 * chunk * height * width
+    assert images_per_chunk(CPU, 35, 55, 12) == 12  # a small batch runs at once
     assert images_per_chunk(CPU, 512, 512, 8) == 1  # never zero, however large the images
     assert images_per_chunk(CUDA, 35, 55, 512) == 512
 
@@ -34,7 +37,7 @@ def test_forward_in_chunks_equals_the_whole_batch_forward() -> None:
 def test_refine_batch_chunks_a_large_batch_and_returns_what_one_image_at_a_time_gives() -> None:
     torch.manual_seed(0)
     refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=1)
-    images = torch.randint(0, 256, (2 * CPU_CHUNK_PIXELS // (35 * 55) + 3, 1, 35, 55), dtype=torch.uint8)
+    images = torch.randint(0, 256, (2 * images_per_chunk(CPU, 35, 55, 10_000) + 3, 1, 35, 55), dtype=torch.uint8)
     calls = []
     refiner.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
     refined = refine_batch(refiner, images)
