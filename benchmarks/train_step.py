@@ -148,7 +148,7 @@ def round_flops(run: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     """Best-of GFLOP/s of an n x n matmul: what this machine's cores give a dense kernel right now."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     a @ b
@@ -205,7 +205,7 @@ def main() -> None:
     peak = {"fp32": matmul_gflops(torch.float32)}
     if chosen.dtype is not None:
         peak[chosen.name] = matmul_gflops(chosen.dtype)
-    print("# dense 1024x1024 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()))
+    print("# dense 2048x2048 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()))
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
