@@ -9,8 +9,10 @@ Schedules:
 
 * ``quick`` (default) is sized for a 2-core CPU without a GPU: the paper's
   networks, Adam, batch 16, 150 R and 50 D pre-training steps, then 300 rounds of
-  one R and one D step. Measured on a 2-core CPU shared with other jobs, the first
-  100 rounds already remove the glint and add the real eyes' blur and noise.
+  one R and one D step: about 6 minutes on an idle 2-core CPU. ``reg_weight`` 2.0
+  was chosen over 0.5 by ``refinekit evaluate`` on one run each (seed 0): held-out
+  realism accuracy against real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
+  0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees.
 * ``paper`` follows section 3.1: SGD at a constant 0.001, batch 512, R pre-trained
   for 1,000 steps on self-regularisation alone and D for 200 steps. The paper then
   says "for each update of D, we update R twice, i.e. K_d is set to 1, and K_g is set
@@ -42,7 +44,7 @@ EYES_SIMGAN = Recipe(
         "quick": {
             "batch_size": 16,
             "buffer_size": 16 * 100,
-            "reg_weight": 0.5,
+            "reg_weight": 2.0,
             "optim": {"name": "adam", "lr_refiner": 5e-4, "lr_discriminator": 5e-4},
             "schedule": {
                 "refiner_pretrain_steps": 150,
