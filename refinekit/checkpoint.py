@@ -35,7 +35,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
     renamed over ``path`` (atomic on POSIX). A failure leaves ``path`` untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     try:
@@ -59,19 +59,16 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
     _fsync_dir(path.parent)
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
+def _remove_stale_temporaries(path: Path) -> None:
     """Delete the half-written temporaries of ``path`` that killed processes left behind.
 
     A temporary is named after its writer's PID; one whose process no longer
-    exists can never be completed, so it only wastes disk. Returns what was removed.
+    exists can never be completed, so it only wastes disk.
     """
-    removed = []
     for tmp in path.parent.glob(f".{path.name}.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[1]
         if pid.isdigit() and not _process_exists(int(pid)):
             tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
 
 
 def _process_exists(pid: int) -> bool:

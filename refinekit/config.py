@@ -102,8 +102,8 @@ class TrainConfig(_Strict):
     micro_batch: int | None = Field(
         default=None,
         ge=1,
-        description="Most images (per process) that R's update runs at once; the chunks' gradients are summed, "
-        "so the update is the same. Unset: on a CPU a power of two images of at most 32,768 pixels in all "
+        description="Most images (per process) the refiner runs at once in training; in R's update the chunks' "
+        "gradients are summed, so the update is the same. Unset: on a CPU a power of two images of at most 32,768 pixels in all "
         "(16 of 35x55), which keeps the activations in cache; on a GPU the whole batch.",
     )
 

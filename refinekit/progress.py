@@ -11,6 +11,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from refinekit.chunks import forward_in_chunks
 from refinekit.trainer import StepReport, Trainer, TrainResult
 
 _SHOWN = ("refiner_reg", "refiner_adv", "discriminator_loss", "d_acc_real", "d_acc_refined")
@@ -38,13 +39,16 @@ def estimate_seconds(trainer: Trainer, repeats: int = 3) -> float:
             timings.append(time.perf_counter() - start)
         return min(timings[1:])  # the first call pays one-off allocation costs
 
+    def refine(images: torch.Tensor) -> torch.Tensor:  # in the chunks the trainer uses
+        return forward_in_chunks(refiner, images, trainer.micro_batch)
+
     def discriminator_passes() -> torch.Tensor:
         with torch.no_grad():
-            refiner(x[: max(len(x) // 2, 1)])
+            refine(x[: max(len(x) // 2, 1)])
         return discriminator(torch.cat([x, x]))  # the refined and the real batch
 
-    refiner_pretrain = timed(lambda: refiner(x))
-    refiner_update = timed(lambda: discriminator(refiner(x)))
+    refiner_pretrain = timed(lambda: refine(x))
+    refiner_update = timed(lambda: discriminator(refine(x)))
     discriminator_update = timed(discriminator_passes)
     s = config.schedule
     bounds = (0, s.refiner_pretrain_steps, s.refiner_pretrain_steps + s.discriminator_pretrain_steps, trainer.total_steps)

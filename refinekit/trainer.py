@@ -232,6 +232,7 @@ class Trainer:
         return self._apply(self.opt_refiner, totals)
 
     def _refiner_losses(self, synthetic: torch.Tensor, adversarial: bool) -> dict[str, torch.Tensor]:
+        """R's loss terms on one chunk, each a mean over its images; ``refiner_loss`` is their weighted sum."""
         refined = self._train_refiner(synthetic)
         reg = self.regularizer(refined.float(), synthetic)
         loss = self.config.reg_weight * reg

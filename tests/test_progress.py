@@ -19,4 +19,3 @@ def test_the_estimate_counts_only_the_steps_left(trainer) -> None:
     assert estimate_seconds(trainer) > 0
     trainer.step = trainer.total_steps
     assert estimate_seconds(trainer) == 0
-

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tomllib
 from importlib import import_module
 from pathlib import Path
@@ -101,3 +103,10 @@ def test_cli_run_trains_and_writes_a_refiner(registry: Registry, tmp_path: Path)
     refiner = load_refiner(out / "refiner.safetensors")
     with torch.no_grad():
         assert refiner(torch.zeros(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+def test_loading_the_plugin_does_not_import_scikit_learn() -> None:
+    # Every refinekit command loads every plugin; scikit-learn costs seconds and is only needed for its digits.
+    code = "import sys, refinekit_digits.plugin; print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
