@@ -11,7 +11,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from refinekit.chunks import forward_in_chunks
 from refinekit.trainer import StepReport, Trainer, TrainResult
 
 _SHOWN = ("refiner_reg", "refiner_adv", "discriminator_loss", "d_acc_real", "d_acc_refined")
@@ -22,12 +21,17 @@ def estimate_seconds(trainer: Trainer, repeats: int = 3) -> float:
 
     The phases cost very different amounts: an R update runs R forward and
     backward (through D once adversarial), while a D update only runs R forward
-    on half a batch and D, which is far smaller. The run's own state is untouched.
+    on half a batch and D, which is far smaller. Each pass is timed on one
+    training chunk (``trainer.micro_batch`` images) and scaled to the batch, as
+    the trainer runs it, so start-up stays short at large CPU batches. The run's
+    own state is untouched.
     """
     config = trainer.config
     c, h, w = config.image.channels, config.image.height, config.image.width
     refiner, discriminator = copy.deepcopy(trainer.refiner), copy.deepcopy(trainer.discriminator)
-    x = torch.zeros(config.batch_size, c, h, w, device=trainer.device).contiguous(memory_format=trainer.memory_format)
+    chunk = min(trainer.micro_batch, trainer.local_batch)
+    chunks_per_batch = trainer.local_batch / chunk
+    x = torch.zeros(chunk, c, h, w, device=trainer.device).contiguous(memory_format=trainer.memory_format)
 
     def timed(passes: Callable[[], torch.Tensor]) -> float:
         timings = []
@@ -37,18 +41,15 @@ def estimate_seconds(trainer: Trainer, repeats: int = 3) -> float:
                 loss = passes().float().mean()
             loss.backward()
             timings.append(time.perf_counter() - start)
-        return min(timings[1:])  # the first call pays one-off allocation costs
-
-    def refine(images: torch.Tensor) -> torch.Tensor:  # in the chunks the trainer uses
-        return forward_in_chunks(refiner, images, trainer.micro_batch)
+        return min(timings[1:]) * chunks_per_batch  # the first call pays one-off allocation costs
 
     def discriminator_passes() -> torch.Tensor:
         with torch.no_grad():
-            refine(x[: max(len(x) // 2, 1)])
-        return discriminator(torch.cat([x, x]))  # the refined and the real batch
+            refiner(x[: max(len(x) // 2, 1)])
+        return discriminator(torch.cat([x, x]))  # the refined and the real images
 
-    refiner_pretrain = timed(lambda: refine(x))
-    refiner_update = timed(lambda: discriminator(refine(x)))
+    refiner_pretrain = timed(lambda: refiner(x))
+    refiner_update = timed(lambda: discriminator(refiner(x)))
     discriminator_update = timed(discriminator_passes)
     s = config.schedule
     bounds = (0, s.refiner_pretrain_steps, s.refiner_pretrain_steps + s.discriminator_pretrain_steps, trainer.total_steps)
@@ -56,6 +57,17 @@ def estimate_seconds(trainer: Trainer, repeats: int = 3) -> float:
     round_cost = s.k_g * refiner_update + s.k_d * discriminator_update
     seconds = remaining[0] * refiner_pretrain + remaining[1] * discriminator_update + remaining[2] * round_cost
     return seconds * 1.15  # data sampling, the optimiser steps, samples and checkpoints
+
+
+def _duration(seconds: float) -> str:
+    """A rough duration in the unit a person would say it in.
+
+    Examples:
+        >>> _duration(396), _duration(578_000)
+        ('6.6 min', '160.6 h')
+    """
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
 class TrainingDisplay:
@@ -82,7 +94,7 @@ class TrainingDisplay:
         config = trainer.config
         synthetic, real = getattr(trainer, "sources", ("?", "?"))
         s = config.schedule
-        minutes = estimate_seconds(trainer) / 60
+        duration = _duration(estimate_seconds(trainer))
         self.console.print(f"[bold]refinekit run {recipe}[/] -> {trainer.out_dir}")
         self.console.print(f"  synthetic: {synthetic}")
         self.console.print(f"  real:      {real}")
@@ -93,7 +105,7 @@ class TrainingDisplay:
         self.console.print(
             f"  schedule {schedule or 'default'}: R pre-train {s.refiner_pretrain_steps}, "
             f"D pre-train {s.discriminator_pretrain_steps}, {s.steps} rounds of k_g={s.k_g}/k_d={s.k_d}; "
-            f"about {minutes:.1f} min on this machine"
+            f"about {duration} on this machine"
         )
         if trainer.step:
             self.console.print(f"  resuming at step {trainer.step} of {trainer.total_steps}")
