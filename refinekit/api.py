@@ -16,6 +16,7 @@ from refinekit.config import (
 )
 from refinekit.cache import load_dataset_cached
 from refinekit.errors import CheckpointError, ConfigError
+from refinekit.heldout import split_real
 from refinekit.loading import detect_dataset
 from refinekit.precision import resolve_device
 from refinekit.plugins import get_recipe
@@ -142,7 +143,8 @@ def prepare(
     # Join torchrun's process group before loading, so rank 0 fills the dataset cache while the others wait.
     distributed.setup(resolve_device(config.device))
     synthetic = load_dataset_cached(config.synthetic, config.image, config.seed, skip_bad)
-    real = load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad)
+    # the held-out real images are for evaluation alone: D never sees them (fraction < 1 always leaves some)
+    real, _ = split_real(load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad), config.real_holdout)
     trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks)
     trainer.sources = (synthetic.source, real.source)  # type: ignore[attr-defined]
     if resume:

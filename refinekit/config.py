@@ -67,6 +67,30 @@ class OptimConfig(_Strict):
     betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam betas.")
 
 
+class AdversarialConfig(_Strict):
+    """How D is trained and what R's adversarial term is: the stabilisers for small real sets."""
+
+    loss: Literal["cross-entropy", "least-squares", "hinge"] = Field(
+        default="cross-entropy", description="Adversarial loss on every patch (paper: cross-entropy)."
+    )
+    augment: list[Literal["brightness", "contrast", "translation", "cutout"]] = Field(
+        default_factory=list,
+        description="DiffAugment ops applied, differentiably, to every image D sees, real and refined alike.",
+    )
+    r1_weight: float = Field(
+        default=0.0, ge=0, description="gamma of the R1 gradient penalty on real images (0 disables it)."
+    )
+
+
+class HoldoutConfig(_Strict):
+    """Real images kept away from training, so that evaluation measures generalisation, not memory."""
+
+    fraction: float = Field(
+        default=0.2, ge=0, lt=1, description="Share of the real set held out; D never sees these images."
+    )
+    seed: int = Field(default=0, description="Keys the image-content hash that picks the held-out images.")
+
+
 class TrainConfig(_Strict):
     """Everything a run needs. A recipe fills in defaults; --config and --set override them."""
 
@@ -90,6 +114,15 @@ class TrainConfig(_Strict):
     )
     batch_size: int = Field(default=64, ge=2, description="Images per step; D sees half current, half history.")
     buffer_size: int = Field(default=6400, ge=0, description="Image history buffer size B (0 disables it).")
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
+    refiner_ema: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Decay of an exponential moving average of R's weights, used for samples and the exported "
+        "refiner (0 disables it).",
+    )
+    real_holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     on_nonfinite: Literal["stop", "skip"] = Field(

@@ -1,19 +1,30 @@
 """SimGAN's losses, with their normalisation stated.
 
-Adversarial (paper eq. 2-3, local version section 2.2): the two-class
+Adversarial (paper eq. 2-3, local version section 2.2): by default the two-class
 cross-entropy of every patch logit, *averaged* over patches and batch. Averaging
 keeps the loss's scale independent of image size (more patches) and batch size.
 The paper sums over patches, so with the mean-L1 self-regularisation of
 :mod:`refinekit.components.regularizers`, ``reg_weight = lambda_paper * C*H*W / P``
 for P patches gives the paper's balance.
+
+Besides the paper's cross-entropy, the least-squares (Mao et al. 2017) and hinge
+(Lim and Ye 2017; Miyato et al. 2018) losses are available. Both act on each
+patch's *realness* ``d = logit_real - logit_refined``, of which the two-class
+cross-entropy is ``softplus(-d)`` for real and ``softplus(d)`` for refined patches.
 """
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from refinekit.components.discriminators import REAL, REFINED
+
+AdversarialLoss = Literal["cross-entropy", "least-squares", "hinge"]
+ADVERSARIAL_LOSSES: tuple[str, ...] = get_args(AdversarialLoss)
 
 
 def patch_cross_entropy(logits: torch.Tensor, target: int) -> torch.Tensor:
@@ -23,22 +34,62 @@ def patch_cross_entropy(logits: torch.Tensor, target: int) -> torch.Tensor:
     a ``view(-1, 2)`` on NCHW logits, as some ports do, pairs neighbouring
     pixels of the same channel instead of the two channels of one patch.
     """
-    if logits.ndim != 4 or logits.shape[1] != 2:
-        raise ValueError(f"discriminator logits must be (B, 2, h, w), got {tuple(logits.shape)}")
+    _check_logits(logits)
     labels = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits.float(), labels)
 
 
-def refiner_adversarial_loss(logits_refined: torch.Tensor) -> torch.Tensor:
+def realness(logits: torch.Tensor) -> torch.Tensor:
+    """(B, h, w): how much D believes each patch is real, ``logit_real - logit_refined``."""
+    _check_logits(logits)
+    return (logits[:, REAL] - logits[:, REFINED]).float()
+
+
+def refiner_adversarial_loss(logits_refined: torch.Tensor, kind: AdversarialLoss = "cross-entropy") -> torch.Tensor:
     """The refiner wants D to call its output real (paper eq. 3, l_real)."""
-    return patch_cross_entropy(logits_refined, REAL)
+    if kind == "cross-entropy":
+        return patch_cross_entropy(logits_refined, REAL)
+    d = realness(logits_refined)
+    if kind == "least-squares":
+        return 0.5 * (d - 1).square().mean()
+    if kind == "hinge":
+        return -d.mean()
+    raise ValueError(f"unknown adversarial loss {kind!r}; choose from {ADVERSARIAL_LOSSES}")
 
 
-def discriminator_loss(logits_refined: torch.Tensor, logits_real: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(
+    logits_refined: torch.Tensor, logits_real: torch.Tensor, kind: AdversarialLoss = "cross-entropy"
+) -> torch.Tensor:
     """D's loss (paper eq. 2): refined patches are class REFINED, real patches are class REAL."""
-    return 0.5 * (patch_cross_entropy(logits_refined, REFINED) + patch_cross_entropy(logits_real, REAL))
+    if kind == "cross-entropy":
+        return 0.5 * (patch_cross_entropy(logits_refined, REFINED) + patch_cross_entropy(logits_real, REAL))
+    fake, real = realness(logits_refined), realness(logits_real)
+    if kind == "least-squares":
+        return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    raise ValueError(f"unknown adversarial loss {kind!r}; choose from {ADVERSARIAL_LOSSES}")
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D's logits on ``real``, the R1 penalty: the mean over images of ||d/dx sum of patch realness||^2).
+
+    R1 (Mescheder et al., ICML 2018) keeps D flat around the real images, the
+    regulariser that makes GAN training converge locally; on a few thousand real
+    images it also stops D from carving sharp bumps around each one. The logits
+    come back so that D's loss needs no second forward pass.
+    """
+    real = real.detach().requires_grad_(True)
+    logits = discriminator(real)
+    (grad,) = torch.autograd.grad(realness(logits).sum(), real, create_graph=True)
+    return logits, grad.float().square().flatten(1).sum(1).mean()
 
 
 def patch_accuracy(logits: torch.Tensor, target: int) -> float:
     """Share of patches that D assigns to ``target``."""
     return float((logits.argmax(dim=1) == target).float().mean())
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if logits.ndim != 4 or logits.shape[1] != 2:
+        raise ValueError(f"discriminator logits must be (B, 2, h, w), got {tuple(logits.shape)}")

@@ -11,6 +11,7 @@ Checkpoints are taken between steps, so a resumed run continues bit-for-bit.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from refinekit import distributed, losses
+from refinekit.augment import augment
 from refinekit.buffer import HistoryBuffer
 from refinekit.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -118,6 +120,11 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         channels = config.image.channels
         self.refiner = create_refiner(config.refiner.name, channels=channels, **config.refiner.options)
+        if config.adversarial.r1_weight and self.topology.distributed:
+            raise ConfigError(
+                "adversarial.r1_weight needs a second backward pass through D, which torch DDP does not support; "
+                "train with one process or set adversarial.r1_weight=0"
+            )
         self.discriminator = create_discriminator(
             config.discriminator.name, channels=channels, **config.discriminator.options
         )
@@ -125,6 +132,8 @@ class Trainer:
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         for module in (self.refiner, self.discriminator, self.regularizer):
             module.to(self.device, memory_format=memory_format)
+        # The averaged refiner (section "refiner_ema" of the config) is what samples and exports show.
+        self.refiner_ema = copy.deepcopy(self.refiner).requires_grad_(False).eval() if config.refiner_ema else None
         self.memory_format = memory_format
         if self.topology.distributed:
             torch.manual_seed(self.topology.seed(config.seed))  # after the weights: ranks differ in dropout & co.
@@ -229,7 +238,27 @@ class Trainer:
                     totals[name] = totals.get(name, 0) + value.detach().float() * share
         finally:
             self.discriminator.requires_grad_(True)
-        return self._apply(self.opt_refiner, totals)
+        result = self._apply(self.opt_refiner, totals)
+        self._update_ema(adversarial, result)
+        return result
+
+    @torch.no_grad()
+    def _update_ema(self, adversarial: bool, metrics: dict[str, float]) -> None:
+        """Average R's weights after an adversarial update that was applied.
+
+        During pre-training R has one fixed target, so averaging would only lag:
+        the average copies R until the adversarial phase begins.
+        """
+        if self.refiner_ema is None or not all(math.isfinite(value) for value in metrics.values()):
+            return
+        ema = list(self.refiner_ema.state_dict().values())
+        live = list(self.refiner.state_dict().values())
+        weight = 1 - self.config.refiner_ema if adversarial else 1.0
+        for average, current in zip(ema, live):
+            if average.is_floating_point():
+                average.lerp_(current, weight)
+            else:
+                average.copy_(current)
 
     def _refiner_losses(self, synthetic: torch.Tensor, adversarial: bool) -> dict[str, torch.Tensor]:
         """R's loss terms on one chunk, each a mean over its images; ``refiner_loss`` is their weighted sum."""
@@ -238,7 +267,9 @@ class Trainer:
         loss = self.config.reg_weight * reg
         metrics = {"refiner_reg": reg}
         if adversarial:
-            adv = losses.refiner_adversarial_loss(self._frozen_discriminator(refined))
+            adversarial_config = self.config.adversarial
+            logits = self._frozen_discriminator(augment(refined, adversarial_config.augment))
+            adv = losses.refiner_adversarial_loss(logits, adversarial_config.loss)
             loss = loss + adv
             metrics["refiner_adv"] = adv
         metrics["refiner_loss"] = loss
@@ -264,14 +295,24 @@ class Trainer:
             fake = torch.cat([current, self.buffer.sample(self.local_batch - self.half, self.buffer_rng)])
         else:
             fake = refined
-        fake = fake.contiguous(memory_format=self.memory_format)
+        adversarial = self.config.adversarial
+        fake = augment(fake, adversarial.augment).contiguous(memory_format=self.memory_format)
+        real = augment(real, adversarial.augment).contiguous(memory_format=self.memory_format)
         # Two D passes, not one over both: a D with batch norm must not mix real and refined statistics.
         with self.precision.autocast():
             logits_fake = self._train_discriminator(fake)
-            logits_real = self._train_discriminator(real)
-            loss = losses.discriminator_loss(logits_fake, logits_real)
+            if adversarial.r1_weight:
+                logits_real, penalty = losses.r1_penalty(self._train_discriminator, real)
+            else:
+                logits_real = self._train_discriminator(real)
+            loss = losses.discriminator_loss(logits_fake, logits_real, adversarial.loss)
+        extra = {}
+        if adversarial.r1_weight:
+            extra["d_r1"] = penalty
+            loss = loss + 0.5 * adversarial.r1_weight * penalty
         metrics = {
             "discriminator_loss": loss,
+            **extra,
             "d_acc_real": _patch_accuracy(logits_real, REAL),
             "d_acc_refined": _patch_accuracy(logits_fake, REFINED),
         }
@@ -420,13 +461,19 @@ class Trainer:
     # -- outputs -----------------------------------------------------------
     @torch.no_grad()
     def refine(self, images: torch.Tensor) -> torch.Tensor:
-        """Refine a float batch in [-1, 1] with the current refiner (eval mode, no autograd)."""
-        was_training = self.refiner.training
-        self.refiner.eval()
+        """Refine a float batch in [-1, 1] with the exported refiner (eval mode, no autograd)."""
+        refiner = self.exported_refiner
+        was_training = refiner.training
+        refiner.eval()
         with self.precision.autocast():
-            out = self.refiner(images.to(self.device).contiguous(memory_format=self.memory_format)).float()
-        self.refiner.train(was_training)
+            out = refiner(images.to(self.device).contiguous(memory_format=self.memory_format)).float()
+        refiner.train(was_training)
         return out
+
+    @property
+    def exported_refiner(self) -> nn.Module:
+        """The refiner that samples and exports show: the weight average when there is one."""
+        return self.refiner_ema if self.refiner_ema is not None else self.refiner
 
     def save_samples(self) -> None:
         from refinekit.data import to_float
@@ -447,7 +494,7 @@ class Trainer:
         into the metadata as a check. Other ranks get their own state back.
         """
         tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
+        for prefix, module in self._checkpointed_modules():
             for key, value in module.state_dict().items():
                 tensors[f"{prefix}.{key}"] = value
         skeleton = {
@@ -475,6 +522,13 @@ class Trainer:
         if self.topology.distributed:
             metadata["replica_digests"] = json.dumps([digest for _, digest in gathered])
         return tensors, metadata
+
+    def _checkpointed_modules(self) -> list[tuple[str, nn.Module]]:
+        """The networks whose weights a checkpoint holds, by key prefix."""
+        modules: list[tuple[str, nn.Module]] = [("refiner", self.refiner), ("discriminator", self.discriminator)]
+        if self.refiner_ema is not None:
+            modules.append(("refiner_ema", self.refiner_ema))
+        return modules
 
     def _rank_state(self) -> dict[str, torch.Tensor]:
         """What differs between ranks: every RNG and the history buffer."""
@@ -513,7 +567,7 @@ class Trainer:
         atomic_save(tensors, metadata, self.out_dir / CHECKPOINT_NAME)
         c = self.config
         export_refiner(
-            self.refiner,
+            self.exported_refiner,
             self.out_dir / REFINER_NAME,
             c.refiner.name,
             c.refiner.options,
@@ -534,7 +588,7 @@ class Trainer:
         prefix = f"rank{self.topology.rank}." if self.topology.rank else ""
         try:
             skeleton = json.loads(metadata["state"])
-            for name, module in (("refiner", self.refiner), ("discriminator", self.discriminator)):
+            for name, module in self._checkpointed_modules():
                 module.load_state_dict({k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")})
             load_optimizer_state(self.opt_refiner, unflatten_state(skeleton["opt_refiner"], tensors))
             load_optimizer_state(self.opt_discriminator, unflatten_state(skeleton["opt_discriminator"], tensors))

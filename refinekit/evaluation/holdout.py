@@ -8,10 +8,12 @@ evaluation images were training images.
 Synthetic side: the synthetic loader is called again with a different seed.
 A simulator then yields fresh images, none seen in training; a fixed file
 yields the same images again, which are then reported as seen.
-Real side: the same, unless the user names other real data (``--real`` or
-``--set real...``). The discriminator saw every image of the configured real
-set, so without held-out real data the realism test compares refined images
-with real images the refiner was trained to imitate; the report says so.
+Real side: the images that ``real_holdout`` kept from training (the
+discriminator never saw them), unless the user names other real data
+(``--real`` or ``--set real...``). Where a run held nothing out, the real loader
+is called again as for the synthetic side; if that yields only training images,
+the realism test compares refined images with real images the refiner was
+trained to imitate, and the report says so.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from refinekit.config import DatasetConfig, TrainConfig
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
 from refinekit.evaluation.task import Task
+from refinekit.heldout import split_real
 from refinekit.loading import detect_dataset, load_dataset
 
 FRESH_SEED_OFFSET = 7919
@@ -208,9 +211,15 @@ def load_evaluation_sets(
     """
     # the seeds api.prepare loads each side with, so these are the exact training images
     training_synthetic = load_dataset(config.synthetic, config.image, config.seed)
-    training_real = load_dataset(config.real, config.image, config.seed + 1)
+    training_real, held_out = split_real(load_dataset(config.real, config.image, config.seed + 1), config.real_holdout)
     syn, syn_info = evaluation_side("synthetic", config.synthetic, training_synthetic, config, config.seed, seed, limit, synthetic)
-    rea, real_info = evaluation_side("real", config.real, training_real, config, config.seed + 1, seed, limit, real)
+    if real is None and len(held_out):
+        rea = shuffled(held_out, seed, limit)
+        holdout = config.real_holdout
+        how = f"the real images held out from training (real_holdout: fraction {holdout.fraction}, seed {holdout.seed})"
+        real_info = SetInfo("real", rea.source, len(rea), int(seen_mask(rea.images, training_real.images).sum()), how)
+    else:
+        rea, real_info = evaluation_side("real", config.real, training_real, config, config.seed + 1, seed, limit, real)
     for images, role in ((syn, "synthetic"), (rea, "real")):
         if len(images) < 4:
             raise DataError(

@@ -11,6 +11,11 @@ batch in torch, from a handful of random parameters:
 * the eyeball inside the lids: a bright sclera shaded towards the corners and under
   the upper lid, an iris disc with radial streaks and a dark limbus ring, a pupil
   and a corneal glint.
+* the skin's texture (pores and wrinkles at two scales, hair in the brow) and the
+  camera: lens blur, sensor noise, and a gain that saturates bright skin to flat
+  white, as in many real MPIIGaze patches. None of these moves a landmark, so the
+  labels stay exact; a refiner can only learn a gap that is learnable, and these
+  are the parts of the gap that a flat-shaded drawing leaves too wide.
 
 The iris follows the gaze as a disc on a sphere seen from the camera: its centre
 sits at ``eyeball_centre + D * (g_x, g_y)`` (orthographic projection of a point at
@@ -25,8 +30,9 @@ normalised patches (eye corners 42-52 px apart, iris radius 7.5-10 px, eye centr
 a little above the middle; tuned by comparing sample grids and mean images with
 the embedded real sample) and stretched to the requested size, as the real 36x60
 patches are resized to 35x55. The upper eyelid follows vertical gaze, as real lids
-do. Edges are sigmoids about a third of a pixel wide, so images are anti-aliased
-but noiseless: what makes them look real is the refiner's job. By default each
+do. Edges are sigmoids about a third of a pixel wide before the camera blurs them. Random
+texture comes from an integer hash of a per-image seed, not a generator stream, so
+an image does not depend on how the batch was chunked. By default each
 image is histogram-equalised, because the real MPIIGaze patches are; the labels do
 not depend on it.
 
@@ -70,6 +76,12 @@ class SimulatorRanges:
         lighting: strength of the directional lighting gradient.
         roll: in-plane head rotation.
         shift: offset of the eye centre in x and y (head position).
+        sclera: sclera brightness relative to the skin (below 1: skin brighter, as in
+            over-exposed real patches).
+        texture: strength of the skin texture (pores, wrinkles) and eyebrow hair.
+        exposure: camera gain; above 1 the brightest skin saturates to flat white.
+        blur: Gaussian blur sigma in reference pixels (the real patches are upscaled, soft).
+        noise: standard deviation of per-pixel sensor noise, in [0, 1] grey levels.
     """
 
     pitch: tuple[float, float] = (-25.0, 25.0)
@@ -82,6 +94,11 @@ class SimulatorRanges:
     lighting: tuple[float, float] = (0.0, 0.15)
     roll: tuple[float, float] = (-8.0, 8.0)
     shift: tuple[float, float] = (-2.5, 2.5)
+    sclera: tuple[float, float] = (0.9, 1.25)
+    texture: tuple[float, float] = (0.0, 1.0)
+    exposure: tuple[float, float] = (1.1, 1.7)
+    blur: tuple[float, float] = (0.3, 1.1)
+    noise: tuple[float, float] = (0.0, 0.008)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -125,6 +142,11 @@ class EyeParams:
     glint_strength: torch.Tensor
     glint_x: torch.Tensor
     glint_y: torch.Tensor
+    texture: torch.Tensor
+    exposure: torch.Tensor
+    blur: torch.Tensor
+    noise: torch.Tensor
+    texture_seed: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -167,7 +189,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         streak_count=torch.randint(9, 20, (count,), generator=generator).float(),
         streak_phase=uniform(0.0, 2 * math.pi),
         limbus_darkness=uniform(0.3, 0.8),
-        sclera_brightness=uniform(1.1, 1.4),  # relative to the skin tone
+        sclera_brightness=ranged("sclera"),  # relative to the skin tone
         skin_tone=ranged("skin_tone"),
         light_angle=uniform(0.0, 2 * math.pi),
         light_strength=ranged("lighting"),
@@ -181,6 +203,12 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         glint_strength=uniform(0.3, 1.0),
         glint_x=uniform(-0.45, 0.45),
         glint_y=uniform(-0.45, 0.45),
+        # drawn last, so that the scenes above stay those of earlier versions for a seed
+        texture=ranged("texture"),
+        exposure=ranged("exposure"),
+        blur=ranged("blur"),
+        noise=ranged("noise"),
+        texture_seed=torch.randint(0, 2**31 - 1, (count,), generator=generator),
     )
 
 
@@ -218,8 +246,8 @@ def render(params: EyeParams, size: tuple[int, int] = (35, 55)) -> tuple[torch.T
     rho = torch.sqrt(along**2 + across**2 + 1e-6) / p["iris_radius"]  # 1 on the iris edge
 
     eyeball = _eyeball(p, t, v - upper, rho, torch.atan2(across, along), x - ix, y - iy)
-    skin = _skin(p, x, y, t, v, upper, lower)
-    image = (skin * (1 - eye) + eyeball * eye).clamp(0.0, 1.0)
+    skin = _skin(p, x, y, t, v, upper, lower, size)
+    image = _camera((skin * (1 - eye) + eyeball * eye), p, size)
 
     iris_contour = _iris_points(params, iris_x, iris_y, along_x, along_y, foreshortening)
     labels = {
@@ -331,8 +359,10 @@ def _skin(
     v: torch.Tensor,
     upper: torch.Tensor,
     lower: torch.Tensor,
+    size: tuple[int, int],
 ) -> torch.Tensor:
-    """Skin around the eye: tone, lighting, corner shadows, crease, lashes, brow bone, cheek and brow."""
+    """Skin around the eye: tone, lighting, corner shadows, crease, lashes, brow bone, cheek and brow,
+    with a texture of pores and wrinkles and hair in the brow."""
     light = p["light_strength"] * (
         torch.cos(p["light_angle"]) * (x / REFERENCE_WIDTH - 0.5) * 2
         + torch.sin(p["light_angle"]) * (y / REFERENCE_HEIGHT - 0.5) * 2
@@ -348,10 +378,55 @@ def _skin(
     lower_line = 0.06 * _falloff(((v - lower - 0.6) / 0.8) ** 2) * near_lid
     cheek = p["cheek_brightness"] * torch.sigmoid((v - p["lower_height"] - 3) / 3)
     brow_bone = p["cheek_brightness"] * torch.sigmoid((crease_v - v) / 2)
-    brow = p["brow_darkness"] * torch.sigmoid((p["brow_y"] - y) / 1.5)
+    seed = p["texture_seed"]
+    height, width = size
+    pores = value_noise(seed, size, (height, width)) + value_noise(seed + 1, size, (height // 3, width // 3))
+    hair = value_noise(seed + 2, size, (height, max(width // 6, 2)))  # strands: fast across, slow along
+    brow = p["brow_darkness"] * torch.sigmoid((p["brow_y"] - y) / 1.5) * (1 + 0.6 * p["texture"] * hair)
     skin = p["skin_tone"] + light - shadow - crease - lash - lower_line + cheek + brow_bone - brow
+    skin = skin + 0.012 * p["texture"] * pores  # small: equalisation stretches flat skin many times
     # Saturate softly: a hard clip would leave flat white plateaus that equalisation turns into edges.
     return 1 - torch.nn.functional.softplus((1 - skin) * 12) / 12
+
+
+def _camera(image: torch.Tensor, p: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """What the camera adds, none of which moves a landmark: lens blur, sensor noise, then gain with soft
+    saturation (after the noise, so over-exposed skin is flat white, as in the real patches)."""
+    sigma = p["blur"][:, 0, 0] * (size[0] / REFERENCE_HEIGHT)  # reference pixels -> output pixels
+    noisy = _gaussian_blur(image, sigma) + p["noise"] * value_noise(p["texture_seed"] + 3, size, size)
+    exposed = 1 - torch.nn.functional.softplus((1 - noisy * p["exposure"]) * 12) / 12
+    return exposed.clamp(0.0, 1.0)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """Blur each (H, W) image with its own sigma: one separable grouped convolution, edges replicated."""
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)  # sigma -> 0 gives the identity kernel
+    n = len(images)
+    x = torch.nn.functional.pad(images[None], (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(n, 1, 1, -1), groups=n)
+    x = torch.nn.functional.conv2d(x, kernel.view(n, 1, -1, 1), groups=n)
+    return x[0]
+
+
+def value_noise(seeds: torch.Tensor, size: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) smooth noise in [-1, 1): a ``grid`` of hashed random values per image, upsampled bilinearly.
+
+    Values come from an integer hash of (image seed, grid cell), not from a
+    generator stream, so an image's texture does not depend on how the batch
+    was chunked or which other images were drawn with it.
+    """
+    seeds = seeds.reshape(-1).long()
+    cells = torch.arange(grid[0] * grid[1], dtype=torch.int64)
+    h = (seeds[:, None] * 0x9E3779B1 + cells[None] * 0x85EBCA77) & 0xFFFFFFFF
+    for multiplier in (0x7FEB352D, 0x846CA68B):
+        h = ((h ^ (h >> 16)) * multiplier) & 0xFFFFFFFF
+    h = h ^ (h >> 16)
+    values = (h.float() / 2**32 * 2 - 1).view(-1, 1, *grid)
+    if grid == size:
+        return values[:, 0]
+    return torch.nn.functional.interpolate(values, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
 def _falloff(distance: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from refinekit_eyes.simulator import (
     equalize_histograms,
     render,
     sample_params,
+    value_noise,
     simulate_eyes,
 )
 
@@ -62,7 +63,7 @@ def test_ranges_are_honoured() -> None:
 
 
 def _steady_eye(pitch_deg: list[float], yaw_deg: list[float]) -> EyeParams:
-    """One wide-open, unrotated eye whose only dark part is the iris, under the given gazes."""
+    """One wide-open, unrotated eye whose only dark part is the iris, under the given gazes, seen sharply."""
     n = len(pitch_deg)
     base = sample_params(torch.Generator().manual_seed(0), 1)
     fixed = {f.name: getattr(base, f.name).expand(n).clone() for f in dataclasses.fields(base)}
@@ -76,6 +77,11 @@ def _steady_eye(pitch_deg: list[float], yaw_deg: list[float]) -> EyeParams:
         lash_darkness=torch.full((n,), 0.2),
         brow_darkness=torch.zeros(n),
         iris_brightness=torch.full((n,), 0.08),
+        # a clean camera: the geometry is under test, not blur, noise or saturation
+        blur=torch.zeros(n),
+        noise=torch.zeros(n),
+        exposure=torch.ones(n),
+        texture=torch.zeros(n),
     )
     return EyeParams(**fixed)
 
@@ -129,3 +135,28 @@ def test_equalize_histograms_flattens_the_histogram() -> None:
     out = equalize_histograms(ramp)
     assert int(out.min()) == 0 and int(out.max()) == 255
     assert np.histogram(out.numpy(), bins=4, range=(0, 256))[0].min() > 0.15 * out.numel()
+
+
+def test_camera_and_texture_change_pixels_but_never_labels() -> None:
+    clean = SimulatorRanges(texture=(0, 0), exposure=(1, 1), blur=(0, 0), noise=(0, 0))
+    rich = SimulatorRanges(texture=(1, 1), exposure=(1.5, 1.5), blur=(1, 1), noise=(0.01, 0.01))
+    a, labels_a = simulate_eyes(16, torch.Generator().manual_seed(3), SIZE, clean, equalize=False)
+    b, labels_b = simulate_eyes(16, torch.Generator().manual_seed(3), SIZE, rich, equalize=False)
+    assert all(torch.equal(labels_a[k], labels_b[k]) for k in labels_a)
+    assert (a.float() - b.float()).abs().mean() > 5  # grey levels: a visible change
+
+
+def test_blur_softens_edges() -> None:
+    def edge_energy(blur: float) -> float:
+        ranges = SimulatorRanges(blur=(blur, blur), noise=(0, 0), texture=(0, 0))
+        images, _ = simulate_eyes(16, torch.Generator().manual_seed(4), SIZE, ranges, equalize=False)
+        return float(images.float().diff(dim=2).abs().mean())
+
+    assert edge_energy(1.0) < 0.8 * edge_energy(0.0)
+
+
+def test_value_noise_is_deterministic_per_seed_and_spans_its_range() -> None:
+    seeds = torch.tensor([1, 2, 1])
+    noise = value_noise(seeds, SIZE, (7, 11))
+    assert torch.equal(noise[0], noise[2]) and not torch.equal(noise[0], noise[1])
+    assert noise.min() >= -1 and noise.max() < 1 and noise.std() > 0.2

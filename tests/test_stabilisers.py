@@ -1,0 +1,211 @@
+"""The small-data stabilisers: DiffAugment, R1, loss variants, spectral norm, the weight average, held-out reals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from refinekit import augment as augment_module
+from refinekit import losses
+from refinekit.api import resolve_config
+from refinekit.checkpoint import load_refiner
+from refinekit.components.discriminators import REAL, REFINED, LocalPatchDiscriminator
+from refinekit.config import HoldoutConfig, TrainConfig
+from refinekit.errors import ConfigError
+from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
+from refinekit.heldout import split_real
+from refinekit.loading import load_dataset
+from tests.test_trainer import SMALL, CrashAt, assert_same_run, make_trainer
+
+ALL_OPS = list(augment_module.AUGMENTATIONS)
+
+
+# -- augmentation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_every_augmentation_is_differentiable(op: str) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 12, 16, requires_grad=True)
+    augment_module.augment(x, [op]).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_translation_only_moves_pixels_and_cutout_blanks_a_rectangle() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 12, 16)
+    shifted = augment_module.translation(x)
+    for original, moved in zip(x, shifted):
+        assert set(moved.flatten().tolist()) <= set(original.flatten().tolist())  # no new values, only moved ones
+    cut = augment_module.cutout(x + 1)  # all pixels nonzero, so the zeros are the cut
+    assert torch.all((cut == 0).flatten(1).sum(1) == 6 * 8)  # half of each side
+
+
+def test_unknown_augmentation_is_a_config_error_naming_the_choices(tiny_domain) -> None:
+    with pytest.raises(ConfigError, match="'blur'.*brightness"):
+        augment_module.check_policy(["translation", "blur"])
+    with pytest.raises(ConfigError, match="adversarial.augment"):
+        resolve_config_for_tiny("adversarial.augment=['blur']")
+
+
+def resolve_config_for_tiny(*overrides: str) -> TrainConfig:
+    return resolve_config("tiny", overrides=[*SMALL, *overrides])
+
+
+def test_d_sees_real_and_refined_augmented_alike_and_r_is_trained_through_it(
+    tiny_domain, tmp_path, monkeypatch
+) -> None:
+    seen: list[torch.Tensor] = []
+
+    def spy(x: torch.Tensor, policy) -> torch.Tensor:
+        seen.append(x)
+        assert list(policy) == ["translation", "cutout"]
+        return augment_module.augment(x, policy)
+
+    monkeypatch.setattr("refinekit.trainer.augment", spy)
+    trainer = make_trainer(tmp_path, "adversarial.augment=['translation','cutout']")
+    real_state = trainer.real.state()
+    trainer.discriminator_step()
+    trainer.real.load_state(real_state)
+    real_batch = trainer.real.next()[1]
+    assert len(seen) == 2  # one refined (current + history) batch and one real batch, both augmented
+    assert sum(torch.equal(x, real_batch) for x in seen) == 1
+    seen.clear()
+    trainer.refiner.zero_grad(set_to_none=True)
+    trainer.refiner_step(adversarial=True)
+    assert seen and all(x.requires_grad for x in seen)  # R's output goes through the augmentation with its graph
+
+
+# -- losses --------------------------------------------------------------------------
+
+
+def logits_with_realness(d: float) -> torch.Tensor:
+    logits = torch.zeros(2, 2, 3, 4)
+    logits[:, REAL] = d / 2
+    logits[:, REFINED] = -d / 2
+    return logits
+
+
+@pytest.mark.parametrize("kind", losses.ADVERSARIAL_LOSSES)
+def test_every_loss_rewards_d_for_being_right_and_r_for_fooling_it(kind: str) -> None:
+    sure, fooled = logits_with_realness(3.0), logits_with_realness(-3.0)
+    # D is right when refined patches look refined (d < 0) and real ones real (d > 0)
+    assert losses.discriminator_loss(fooled, sure, kind) < losses.discriminator_loss(sure, fooled, kind)
+    # R wins when D calls its output real
+    assert losses.refiner_adversarial_loss(sure, kind) < losses.refiner_adversarial_loss(fooled, kind)
+
+
+def test_cross_entropy_is_softplus_of_realness() -> None:
+    logits = torch.randn(3, 2, 4, 5)
+    d = losses.realness(logits)
+    torch.testing.assert_close(losses.refiner_adversarial_loss(logits), torch.nn.functional.softplus(-d).mean())
+
+
+def test_r1_penalty_is_the_squared_input_gradient() -> None:
+    class Linear(nn.Module):
+        """realness = sum(w * x) over each image: its input gradient is w for every image."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(1, 1, 4, 5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            score = (x * self.w).sum((1, 2, 3))[:, None, None, None]
+            return torch.cat([torch.zeros_like(score), score], dim=1)  # channel REFINED = 0, REAL = score
+
+    d = Linear()
+    _, penalty = losses.r1_penalty(d, torch.randn(6, 1, 4, 5))
+    torch.testing.assert_close(penalty, d.w.square().sum())
+    penalty.backward()  # the penalty trains D: its gradient reaches the weights
+    torch.testing.assert_close(d.w.grad, 2 * d.w.detach())
+
+
+def test_r1_weight_adds_the_penalty_to_d_steps(tiny_domain, tmp_path) -> None:
+    metrics = make_trainer(tmp_path, "adversarial.r1_weight=10").discriminator_step()
+    assert metrics["d_r1"] > 0
+
+
+def test_spectral_norm_bounds_every_convolution() -> None:
+    d = LocalPatchDiscriminator(channels=1, spectral_norm=True)
+    for _ in range(20):  # power iterations run in training-mode forwards
+        d(torch.randn(2, 1, 35, 55))
+    for module in d.modules():
+        if isinstance(module, nn.Conv2d):
+            top = torch.linalg.matrix_norm(module.weight.detach().flatten(1), ord=2)
+            assert top <= 1.05
+
+
+# -- the weight average --------------------------------------------------------------
+
+
+def test_the_exported_refiner_is_the_weight_average(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "refiner_ema=0.5")
+    result = trainer.fit()
+    exported = load_refiner(result.refiner_path).state_dict()
+    for key, value in trainer.refiner_ema.state_dict().items():
+        assert torch.equal(exported[key], value), key
+    live = trainer.refiner.state_dict()
+    assert any(not torch.equal(exported[k], live[k]) for k in live)  # the average is not the live refiner
+
+
+def test_pretraining_copies_r_into_the_average(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "refiner_ema=0.999")
+    trainer.refiner_step(adversarial=False)
+    for key, value in trainer.refiner.state_dict().items():
+        assert torch.equal(trainer.refiner_ema.state_dict()[key], value)
+    before = {k: v.clone() for k, v in trainer.refiner_ema.state_dict().items()}
+    trainer.refiner_step(adversarial=True)
+    ema, live = trainer.refiner_ema.state_dict(), trainer.refiner.state_dict()
+    key = next(iter(before))
+    torch.testing.assert_close(ema[key], 0.999 * before[key] + 0.001 * live[key])
+
+
+def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> None:
+    options = ("refiner_ema=0.9", "adversarial.r1_weight=1", "adversarial.augment=['translation','cutout']",
+               "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'")
+    make_trainer(tmp_path / "whole", *options).fit()
+    crashed = make_trainer(tmp_path / "resumed", *options)
+    crashed.callbacks.append(CrashAt(10))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.fit()
+    make_trainer(tmp_path / "resumed", *options, resume=True).fit()
+    assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+
+
+# -- held-out real images ------------------------------------------------------------
+
+
+def test_the_split_depends_on_content_not_order() -> None:
+    images = load_dataset_tiny(40)
+    train, held = split_real(images, HoldoutConfig(fraction=0.25, seed=3))
+    reversed_images = images.subset(list(range(len(images)))[::-1])
+    _, held_again = split_real(reversed_images, HoldoutConfig(fraction=0.25, seed=3))
+    assert len(held) == 10 and len(train) == 30
+    assert set(image_hashes(held.images)) == set(image_hashes(held_again.images))
+    _, other_key = split_real(images, HoldoutConfig(fraction=0.25, seed=4))
+    assert set(image_hashes(held.images)) != set(image_hashes(other_key.images))
+
+
+def load_dataset_tiny(count: int):
+    from tests.conftest import make_tiny_images
+
+    return make_tiny_images(count, (8, 8), 0, 120)
+
+
+def test_held_out_real_images_never_enter_d_batches_and_are_what_evaluation_uses(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "real_holdout.fraction=0.25")
+    config = trainer.config
+    everything = load_dataset(config.real, config.image, config.seed + 1)
+    _, held = split_real(everything, config.real_holdout)
+    held_hashes = set(image_hashes(held.images))
+    assert len(held_hashes) == 16
+    seen = set()
+    for _ in range(50):
+        batch = trainer.real.image_set.images[trainer.real.indices().numpy()]
+        seen |= set(image_hashes(batch))
+    assert seen and not seen & held_hashes
+    sets = load_evaluation_sets(config, seed=0, limit=1000)
+    assert set(image_hashes(sets.real.images)) == held_hashes
+    assert sets.infos[1].seen_in_training == 0
+
