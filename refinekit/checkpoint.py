@@ -206,16 +206,21 @@ def export_refiner(
 def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """Load an exported refiner as a ready ``nn.Module`` in eval mode.
 
+    ``path`` is a ``refiner.safetensors``, a run folder, or the name of a
+    pretrained refiner that a plugin ships (``refinekit pretrained`` lists them).
+
     The component is rebuilt from the file's metadata through the plugin
     registry, so the caller needs no knowledge of which plugin built it.
 
     Examples:
         >>> refiner = load_refiner("runs/eyes/refiner.safetensors")  # doctest: +SKIP
+        >>> shipped = load_refiner("eyes-simgan")  # doctest: +SKIP
         >>> refined = refiner(batch)  # (B, C, H, W) in [-1, 1]  # doctest: +SKIP
     """
     from refinekit.plugins import create_refiner
+    from refinekit.pretrained import resolve_refiner
 
-    path = Path(path)
+    path = resolve_refiner(path)
     tensors, metadata = read_file(path, REFINER_FORMAT)
     try:
         options = json.loads(metadata["options"])

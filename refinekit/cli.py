@@ -151,7 +151,7 @@ def _resume_command(out_dir: str) -> str:
 
 
 @main.command()
-@click.argument("refiner", type=click.Path(dir_okay=False))
+@click.argument("refiner")
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output", type=click.Path(file_okay=False))
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -183,6 +183,9 @@ def refine(
     quiet: bool,
 ) -> None:
     """Refine INPUT (a folder or dataset) with REFINER into OUTPUT, annotations unchanged.
+
+    REFINER is a refiner.safetensors file, a run folder, or the name of a
+    pretrained refiner ('refinekit pretrained' lists them).
 
     Outputs are at the refiner's working size. Rerun the same command after a
     crash to finish without redoing completed shards.
@@ -255,6 +258,21 @@ def plugins(as_json: bool, requirements: bool) -> None:
 
 
 @main.command()
+@_friendly_errors
+def pretrained() -> None:
+    """List the trained refiners that installed plugins ship, usable wherever a refiner is asked for."""
+    from refinekit.pretrained import list_pretrained
+
+    table = Table(title="pretrained refiners", caption="refinekit refine NAME INPUT OUTPUT; refinekit.load_refiner(NAME)")
+    for column in ("name", "size", "model card"):
+        table.add_column(column)
+    for shipped in list_pretrained():
+        size = f"{shipped.weights.stat().st_size / 1e6:.1f} MB" if shipped.weights.is_file() else "missing"
+        table.add_row(shipped.name, size, str(shipped.card))
+    Console().print(table)
+
+
+@main.command()
 @click.option("--keys", is_flag=True, help="Also list every configuration key with its type and default.")
 @_friendly_errors
 def recipes(keys: bool) -> None:
@@ -306,7 +324,7 @@ def convert(
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("run_dir")
 @click.option("--refiner", default=None, type=click.Path(dir_okay=False), help="Evaluate this refiner file instead, e.g. a refiner_step_N snapshot.")
 @click.option("--task", default=None, help="Evaluation task (default: the task of the run's recipe).")
 @click.option("--real", default=None, help="Real images held out from training, for realism and KID (format detected).")
@@ -335,7 +353,10 @@ def evaluate(
     quick: bool,
     as_json: bool,
 ) -> None:
-    """Measure RUN_DIR's refiner: realism, KID, annotations kept, downstream utility; write RUN_DIR/eval."""
+    """Measure RUN_DIR's refiner: realism, KID, annotations kept, downstream utility; write RUN_DIR/eval.
+
+    RUN_DIR may also be the name of a pretrained refiner; its report goes to ./eval-NAME.
+    """
     import dataclasses
 
     from refinekit.evaluation.api import QUICK, EvaluationSettings, evaluate as run_evaluation

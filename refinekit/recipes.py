@@ -20,6 +20,9 @@ class Recipe:
             ``--synthetic PATH`` or ``--real PATH``; the first whose ``detect``
             accepts the path is used.
         task: the evaluation task (``register_tasks``) for ``refinekit evaluate``.
+        pretrained: the refiner this recipe ships, trained, as a package resource
+            ``package:path/name.safetensors``; ``name.json`` (the run's config) and
+            ``name.md`` (its model card) lie beside it. See :mod:`refinekit.pretrained`.
     """
 
     name: str
@@ -29,3 +32,4 @@ class Recipe:
     default_schedule: str | None = None
     path_datasets: tuple[str, ...] = ("image-folder",)
     task: str | None = None
+    pretrained: str | None = None

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from refinekit.checkpoint import load_refiner
+from refinekit.pretrained import resolve_refiner
 from refinekit.chunks import forward_in_chunks, images_per_chunk
 from refinekit.data import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
@@ -192,7 +193,7 @@ def refine_to_folder(
     (rerunning any part once all are done also writes it).
 
     Args:
-        refiner: an exported ``refiner.safetensors``.
+        refiner: an exported ``refiner.safetensors``, a run folder, or a pretrained refiner's name.
         input_path: a folder of images or any path a registered dataset loader detects.
         output: the output folder (new, empty, or an unfinished refinement of the same inputs).
         batch_size: images per refiner call.
@@ -218,7 +219,7 @@ def refine_to_folder(
     part, parts = shard or part_from_env() or (0, 1)
     if not 0 <= part < parts:
         raise ConfigError(f"shard=({part}, {parts}): the part must be in 0..{parts - 1}")
-    refiner_path = Path(refiner)
+    refiner_path = resolve_refiner(refiner)
     torch_device = _device(device)
     chosen_precision = resolve_precision(precision, torch_device)
     model = open_refiner(refiner_path, torch_device)

@@ -29,6 +29,7 @@ from refinekit.evaluation.task_model import train_task_model
 from refinekit.loading import detect_dataset
 from refinekit.plugins import get_registry, get_task
 from refinekit.precision import resolve_device
+from refinekit.pretrained import get_pretrained
 from refinekit.report import read_metrics
 
 EVAL_LOG = "eval.jsonl"
@@ -58,11 +59,14 @@ QUICK = EvaluationSettings(
 """``--quick``: a look in seconds; its numbers do not compare with a default evaluation's."""
 
 
-def read_run_config(run_dir: Path) -> TrainConfig:
-    """The resolved config a run wrote (``config.json``)."""
-    path = run_dir / "config.json"
+def read_run_config(run_dir: Path, path: Path | None = None) -> TrainConfig:
+    """The resolved config a run wrote (``config.json``, or ``path`` when given)."""
+    path = path or run_dir / "config.json"
     if not path.exists():
-        raise ConfigError(f"{run_dir} has no config.json; is it a run folder written by 'refinekit run'?")
+        raise ConfigError(
+            f"{run_dir} has no config.json; is it a run folder written by 'refinekit run', or the name of a "
+            "pretrained refiner ('refinekit pretrained' lists them)?"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -136,7 +140,9 @@ def evaluate(
     """Evaluate a run's refiner and write ``report.md``, ``report.json`` and figures to ``RUN_DIR/eval``.
 
     Args:
-        run_dir: a folder written by ``refinekit run`` (config.json + refiner.safetensors).
+        run_dir: a folder written by ``refinekit run`` (config.json + refiner.safetensors), or the name
+            of a pretrained refiner (evaluated on the data its shipped config names; reports go to
+            ``./eval-NAME`` unless ``out`` says otherwise).
         refiner: another refiner file to evaluate (e.g. a ``refiner_step_*.safetensors`` snapshot).
         task: a registered task name or a :class:`Task`; default: the task of the run's recipe.
         real: real images held out from training, for the realism and distance tests.
@@ -155,13 +161,17 @@ def evaluate(
         >>> report.realism_of("refined").accuracy.mean  # doctest: +SKIP
         0.71
     """
+    shipped = None if Path(run_dir).is_dir() else get_pretrained(str(run_dir))
     run_dir = Path(run_dir)
     bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(("synthetic.", "real."))]
     if bad:
         raise ConfigError(f"evaluate --set {bad[0]!r}: only synthetic.* and real.* keys choose evaluation data")
     if task_seeds < 1:
         raise ConfigError(f"task_seeds must be at least 1, got {task_seeds}")
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, shipped.config if shipped else None)
+    if shipped is not None:
+        refiner = refiner or shipped.weights
+        out = out or Path(f"eval-{shipped.name}")
     torch_device = resolve_device(device)
     refiner_path = Path(refiner) if refiner is not None else run_dir / "refiner.safetensors"
     model = load_refiner(refiner_path, torch_device)
@@ -173,7 +183,7 @@ def evaluate(
         )
     task_obj, task_name, task_how = resolve_task(config, task)
     say = progress or (lambda message: None)
-    say(f"Rebuilding the run's data from {run_dir / 'config.json'} and choosing held-out images")
+    say(f"Rebuilding the run's data from {shipped.config if shipped else run_dir / 'config.json'} and choosing held-out images")
     sets = load_evaluation_sets(
         config, seed, settings.max_images,
         _dataset_override(config, "synthetic", None, overrides),
