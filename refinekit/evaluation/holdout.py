@@ -30,6 +30,9 @@ from refinekit.evaluation.task import Task
 from refinekit.heldout import split_real
 from refinekit.loading import detect_dataset, load_dataset
 
+MIN_EVALUATION_IMAGES = 4
+"""The fewest images per side that the held-out tests can split into training and test halves."""
+
 FRESH_SEED_OFFSET = 7919
 """Added to the run's seed to ask a loader for images other than the training ones."""
 
@@ -213,7 +216,7 @@ def load_evaluation_sets(
     training_synthetic = load_dataset(config.synthetic, config.image, config.seed)
     training_real, held_out = split_real(load_dataset(config.real, config.image, config.seed + 1), config.real_holdout)
     syn, syn_info = evaluation_side("synthetic", config.synthetic, training_synthetic, config, config.seed, seed, limit, synthetic)
-    if real is None and len(held_out):
+    if real is None and len(held_out) >= MIN_EVALUATION_IMAGES:
         rea = shuffled(held_out, seed, limit)
         holdout = config.real_holdout
         how = f"the real images held out from training (real_holdout: fraction {holdout.fraction}, seed {holdout.seed})"
@@ -221,8 +224,9 @@ def load_evaluation_sets(
     else:
         rea, real_info = evaluation_side("real", config.real, training_real, config, config.seed + 1, seed, limit, real)
     for images, role in ((syn, "synthetic"), (rea, "real")):
-        if len(images) < 4:
+        if len(images) < MIN_EVALUATION_IMAGES:
             raise DataError(
-                f"evaluation: only {len(images)} {role} images ({images.source}); the held-out tests need at least 4"
+                f"evaluation: only {len(images)} {role} images ({images.source}); the held-out tests need at least "
+                f"{MIN_EVALUATION_IMAGES}"
             )
     return EvaluationSets(syn, rea, training_real, [syn_info, real_info])
