@@ -14,11 +14,17 @@ continues with ``--resume``. Run with ``--threads 1`` twice in parallel on 2 cor
 
     python benchmarks/quality.py --variants baseline,diffaugment --seeds 0,1,2 --runs runs/quality
     python benchmarks/quality.py --table --runs runs/quality     # print what is there
+    python benchmarks/quality.py --ship RUN_DIR --command "..." --machine "..."  # package a long run
+
+``--ship`` scores a finished run the same way, copies its refiner into the eyes
+plugin as the ``eyes-simgan`` pretrained refiner with a model card holding those
+scores, and draws the README's grid (synthetic | refined | held-out real).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import time
@@ -30,15 +36,20 @@ from safetensors.torch import load_file, save_file
 
 from refinekit.api import prepare, resolve_config
 from refinekit.config import TrainConfig
+from refinekit.evaluation.api import read_run_config
 from refinekit.evaluation.realism import two_sample_test
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.heldout import split_real
 from refinekit.loading import load_dataset
 from refinekit.plugins import get_task
+from refinekit.pretrained import package_refiner
 from refinekit.refine import load_refiner
 
 RECIPE = "eyes-simgan"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "plugins" / "eyes" / "refinekit_eyes" / "pretrained" / "eyes-simgan.safetensors"
+DOCS_GRID = ROOT / "docs" / "img" / "eyes-pretrained.png"
 EVAL_SYNTHETIC = 1000  # per half: the classifier trains on one half and is tested on the other
 GAZE_SEED = 1234
 EVAL_SEED = 0
@@ -123,14 +134,16 @@ class Judge:
         images = load_dataset(evaluation, config.image, 10_000 + EVAL_SEED).images  # never a training seed
         model = self.task.make_model(config.image.channels, (config.image.height, config.image.width)).eval()
         cached = self.runs / f"gaze_model_{digest}.safetensors"
-        if cached.exists():
-            model.load_state_dict(load_file(cached))
-        else:  # 600 steps: about 4 minutes on 2 cores, so it is trained once for every run here
-            options = {**config.synthetic.options, "count": 10_000}
-            train = load_dataset(config.synthetic.model_copy(update={"options": options}), config.image, GAZE_SEED)
-            model = train_task_model(self.task, train.images, self.task.targets(train.annotations), GAZE_SEED)
-            self.runs.mkdir(parents=True, exist_ok=True)
-            save_file(model.state_dict(), cached)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        with open(cached.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one trains, the others wait and load
+            if cached.exists():
+                model.load_state_dict(load_file(cached))
+            else:  # 600 steps: about 4 minutes on 2 cores, so it is trained once for every run here
+                options = {**config.synthetic.options, "count": 10_000}
+                train = load_dataset(config.synthetic.model_copy(update={"options": options}), config.image, GAZE_SEED)
+                model = train_task_model(self.task, train.images, self.task.targets(train.annotations), GAZE_SEED)
+                save_file(model.state_dict(), cached)
         self._synthetic[key] = (images, model, self.realism(images, self.real_images(config)))
         return self._synthetic[key]
 
@@ -152,6 +165,59 @@ class Judge:
         moved = self.task.compare(on_refined, on_synthetic)[self.task.metric]
         return {"realism": self.realism(refined, self.real_images(config)), "gaze_moved_deg": float(np.mean(moved)),
                 "synthetic_realism": synthetic_realism}
+
+
+def ship(run_dir: Path, runs: Path, command: str, machine: str) -> None:
+    """Package ``run_dir`` as the eyes plugin's pretrained refiner, with its scores in the model card."""
+    config = read_run_config(run_dir)
+    judge = Judge(runs)
+    scores = judge.score(config, run_dir / "refiner.safetensors")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    synthetic, _, _ = judge.synthetic(config)
+    refined = refine_images(load_refiner(run_dir / "refiner.safetensors"), synthetic, "cpu")
+    draw_grid(synthetic[:8], refined[:8], judge.real_images(config)[:8], DOCS_GRID)
+    holdout = config.real_holdout
+    body = f"""# eyes-simgan: pretrained refiner
+
+The paper's refiner (SimGAN ResNet, {config.refiner.options or 'default widths'}) trained to turn the
+`eyes-sim` simulator's eyes into eyes like the embedded MPIIGaze sample, at
+{config.image.height}x{config.image.width} grayscale. Load it with `refinekit.load_refiner("eyes-simgan")`
+or `refinekit refine eyes-simgan INPUT OUTPUT`.
+
+## Training
+- Command: `{command}`
+- Data: synthetic `eyes-sim` (seed {config.seed}); real `mpiigaze-sample` less the
+  {holdout.fraction:.0%} held out by `real_holdout` (seed {holdout.seed}), which D never saw.
+- Steps: {rows[-1]["step"] if rows else 0} (schedule {config.schedule.model_dump()}), batch {config.batch_size}.
+- Machine: {machine}.
+- The run's full configuration is `eyes-simgan.json` beside this card.
+
+## Evaluation (`python benchmarks/quality.py --ship ...`)
+| measure | value |
+| --- | --- |
+| realism: two-sample classifier accuracy, refined vs held-out real (50% = indistinguishable) | {scores['realism'] * 100:.1f}% |
+| the same for the unrefined simulator output | {scores['synthetic_realism'] * 100:.1f}% |
+| gaze moved by refinement (synthetic-trained estimator, mean angle) | {scores['gaze_moved_deg']:.2f} deg |
+
+## Licence
+Weights: Apache-2.0, as the code. They were trained on the embedded MPIIGaze sample
+(CC BY-NC-SA 4.0, non-commercial): see `../data/LICENSE-DATA.md`.
+"""
+    shipped = package_refiner(run_dir, SHIPPED, command=command, machine=machine, body=body)
+    print(f"wrote {shipped.weights}, {shipped.config}, {shipped.card} and {DOCS_GRID}")
+    print(json.dumps(scores, indent=2))
+
+
+def draw_grid(synthetic: np.ndarray, refined: np.ndarray, real: np.ndarray, out: Path, scale: int = 4) -> None:
+    """Rows of synthetic | refined | real (uint8 N, 1, H, W), with white gaps, upscaled for a README."""
+    from PIL import Image
+
+    gap = np.full((synthetic.shape[2], 2), 255, np.uint8)
+    rows = [np.concatenate([s[0], gap, r[0], gap, q[0]], axis=1) for s, r, q in zip(synthetic, refined, real)]
+    spaced = [part for row in rows for part in (row, np.full((2, row.shape[1]), 255, np.uint8))][:-1]
+    grid = np.concatenate(spaced, axis=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(out)
 
 
 def print_table(runs: Path, variants: list[str]) -> None:
@@ -180,7 +246,13 @@ def main() -> None:
     parser.add_argument("--set", dest="extra", action="append", default=[], help="more overrides for every run")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--ship", type=Path, default=None, help="package this finished run as the pretrained refiner")
+    parser.add_argument("--command", default="", help="with --ship: the command that trained the run")
+    parser.add_argument("--machine", default="", help="with --ship: the machine and its load")
     args = parser.parse_args()
+    if args.ship is not None:
+        ship(args.ship, args.runs, args.command, args.machine)
+        return
     variants = args.variants.split(",")
     if args.threads:
         torch.set_num_threads(args.threads)
