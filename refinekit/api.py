@@ -16,7 +16,7 @@ from refinekit.config import (
 )
 from refinekit.cache import load_dataset_cached
 from refinekit.errors import CheckpointError, ConfigError
-from refinekit.heldout import split_real
+from refinekit.heldout import training_rows
 from refinekit.loading import detect_dataset
 from refinekit.precision import resolve_device
 from refinekit.plugins import get_recipe
@@ -144,9 +144,12 @@ def prepare(
     distributed.setup(resolve_device(config.device))
     synthetic = load_dataset_cached(config.synthetic, config.image, config.seed, skip_bad)
     # the held-out real images are for evaluation alone: D never sees them (fraction < 1 always leaves some)
-    real, _ = split_real(load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad), config.real_holdout)
-    trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks)
-    trainer.sources = (synthetic.source, real.source)  # type: ignore[attr-defined]
+    real = load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad)
+    rows = training_rows(real, config.real_holdout)
+    trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks, real_rows=rows)
+    held_out = len(real) - len(rows)
+    real_source = f"{real.source}, less {held_out} held out" if held_out else real.source
+    trainer.sources = (synthetic.source, real_source)  # type: ignore[attr-defined]
     if resume:
         trainer.load_checkpoint(checkpoint)
     return trainer

@@ -149,6 +149,8 @@ class BatchSampler:
         device: where batches are delivered.
         seed: seeds the index stream.
         keep_on_device: hold the whole set on ``device``; None decides with :func:`fits_on_device`.
+        rows: the rows that may be drawn (None: all). A subset by rows, not a copy, keeps
+            a memory-mapped set mapped when some of its images are held out.
     """
 
     def __init__(
@@ -158,10 +160,12 @@ class BatchSampler:
         device: torch.device,
         seed: int,
         keep_on_device: bool | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
-        if len(images) == 0:
+        if len(images) == 0 or (rows is not None and len(rows) == 0):
             raise DataError(f"{images.source or 'dataset'}: no images to sample from")
         self.image_set = images
+        self.rows = None if rows is None else torch.from_numpy(np.asarray(rows, dtype=np.int64))
         self.batch_size = batch_size
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -177,8 +181,10 @@ class BatchSampler:
         return self._on_device is not None
 
     def indices(self) -> torch.Tensor:
-        """The next batch's indices, drawn with replacement so any set size works."""
-        return torch.randint(len(self.image_set), (self.batch_size,), generator=self.generator)
+        """The next batch's row indices, drawn with replacement so any set size works."""
+        if self.rows is None:
+            return torch.randint(len(self.image_set), (self.batch_size,), generator=self.generator)
+        return self.rows[torch.randint(len(self.rows), (self.batch_size,), generator=self.generator)]
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices, float images in [-1, 1] on the device)."""

@@ -30,6 +30,11 @@ def held_out_mask(images: np.ndarray, holdout: HoldoutConfig) -> np.ndarray:
     return mask
 
 
+def training_rows(images: ImageSet, holdout: HoldoutConfig) -> np.ndarray:
+    """The rows of ``images`` that training may use, in order: a view by index keeps a memory map mapped."""
+    return np.flatnonzero(~held_out_mask(images.images, holdout))
+
+
 def split_real(images: ImageSet, holdout: HoldoutConfig) -> tuple[ImageSet, ImageSet]:
     """(the images training may use, the held-out ones), each in the loader's order.
 

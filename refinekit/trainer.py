@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,6 +93,7 @@ class Trainer:
         config: the resolved configuration.
         synthetic: labelled synthetic images (annotations are not used by training).
         real: unlabelled real images.
+        real_rows: the rows of ``real`` that D may see (None: all); the rest are held out for evaluation.
         out_dir: where checkpoints, samples and metrics go.
         callbacks: called as ``callback(trainer, report)`` after every step (progress
             displays, evaluation during training).
@@ -104,6 +106,7 @@ class Trainer:
         real: ImageSet,
         out_dir: Path,
         callbacks: Sequence[Callable[["Trainer", StepReport], None]] = (),
+        real_rows: np.ndarray | None = None,
     ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
@@ -144,7 +147,7 @@ class Trainer:
         self.local_batch = config.batch_size // world
         seed = self.topology.seed
         self.synthetic = BatchSampler(synthetic, self.local_batch, self.device, seed(config.seed + 1))
-        self.real = BatchSampler(real, self.local_batch, self.device, seed(config.seed + 2))
+        self.real = BatchSampler(real, self.local_batch, self.device, seed(config.seed + 2), rows=real_rows)
         local_buffer = config.buffer_size // world
         self.buffer = HistoryBuffer(local_buffer, synthetic.shape, self.device) if local_buffer else None
         self.buffer_rng = torch.Generator().manual_seed(seed(config.seed + 3))
@@ -156,7 +159,8 @@ class Trainer:
         self.step = 0
         self.skipped_steps = 0
         self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
-        self._fixed_real = torch.from_numpy(real.images[: min(8, len(real))].copy())
+        shown = np.arange(len(real)) if real_rows is None else np.asarray(real_rows)
+        self._fixed_real = torch.from_numpy(real.images[np.sort(shown[:8])])
         self._interrupt = False
         self._stop_agreed = False
         self._build_forwards()

@@ -206,12 +206,12 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
     report = json.loads((run_dir / "eval" / "report.json").read_text())
     data = {d["role"]: d for d in report["data"]}
     assert data["synthetic"]["seen_in_training"] == 0  # a simulator: fresh images
-    assert data["real"]["seen_in_training"] == data["real"]["count"] == 96  # a fixed file: the discriminator saw them
+    # real_holdout kept 19 of the 96 real images away from D: realism is scored on those alone
+    assert data["real"]["count"] == 19 and data["real"]["seen_in_training"] == 0
     assert data["labelled real (test)"]["count"] == 96
-    assert any("seen by the discriminator" in note for note in report["notes"])
+    assert not any("seen by the discriminator" in note for note in report["notes"])
     realism = {r["name"]: r for r in report["realism"]}
-    assert realism["synthetic"]["accuracy"]["mean"] > 0.9 and realism["synthetic"]["n_test"] == 48
-    assert realism["synthetic"]["accuracy"]["n"] == 96
+    assert realism["synthetic"]["accuracy"]["mean"] > 0.9
     kid = {d["name"]: d["kid"] for d in report["distances"]}
     assert kid["synthetic vs real"] > 10 * abs(kid["real vs real"])
     rows = {d["trained_on"]: d for d in report["downstream"]}

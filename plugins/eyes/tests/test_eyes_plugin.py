@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from refinekit.api import resolve_config
 from refinekit.loading import detect_dataset
-from refinekit.plugins import Registry, get_recipe, list_datasets, list_recipes
+from refinekit.plugins import Registry, create_discriminator, get_recipe, list_datasets, list_recipes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EYE_DATASETS = {"unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"}
@@ -46,7 +47,13 @@ def test_every_schedule_is_a_valid_config(eyes_registry: Registry, schedule: str
 def test_paper_schedule_follows_section_4_1(eyes_registry: Registry) -> None:
     config = resolve_config("eyes-simgan", schedule="paper")
     assert config.batch_size == 512 and config.optim.name == "sgd"
-    assert config.optim.lr_refiner == config.optim.lr_discriminator == 0.001
+    # the paper's SGD step of 0.001 on losses summed over D's patches is 0.001 x patches on our mean losses
+    discriminator = create_discriminator(config.discriminator.name, channels=1, **config.discriminator.options)
+    logits = discriminator(torch.zeros(1, 1, config.image.height, config.image.width))
+    patches = logits.shape[2] * logits.shape[3]
+    assert patches == 9 * 14
+    assert config.optim.lr_refiner == config.optim.lr_discriminator == pytest.approx(0.001 * patches)
+    assert config.adversarial.augment == [] and config.adversarial.r1_weight == 0 and config.refiner_ema == 0
     assert (config.schedule.refiner_pretrain_steps, config.schedule.discriminator_pretrain_steps) == (1000, 200)
     assert config.schedule.k_d == 1
 
