@@ -1,4 +1,4 @@
-"""The ``digits-simgan`` recipe: rendered font digits refined towards scikit-learn's handwriting."""
+"""The ``digits-simgan`` recipe: rendered font digits refined towards real MNIST handwriting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ CONFIG: dict = {
     "image": {"channels": 1, "height": 28, "width": 28},
     "synthetic": {"name": "digits-fonts", "options": {"count": 10000}},
     # The real side is the train split only: the test split is held out for evaluation.
-    "real": {"name": "sklearn-digits", "options": {"split": "train"}},
+    "real": {"name": "mnist-sample", "options": {"split": "train"}},
     "refiner": {"name": "simgan-resnet", "options": {"features": 32, "blocks": 3}},
     "discriminator": {"name": "local-patch"},
     "regularizer": {"name": "l1"},
@@ -36,7 +36,7 @@ SCHEDULES: dict[str, dict] = {
 
 DIGITS_SIMGAN = Recipe(
     name="digits-simgan",
-    description="Rendered font digits refined to look like scikit-learn's handwritten digits (28x28, 1 channel)",
+    description="Rendered font digits refined to look like real MNIST handwriting (28x28, 1 channel)",
     config=CONFIG,
     schedules=SCHEDULES,
     default_schedule="quick",

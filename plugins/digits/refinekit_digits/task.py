@@ -19,15 +19,17 @@ from refinekit.evaluation.task import Split
 from torch import nn
 
 from refinekit_digits.classifier import DigitClassifier, augment_batch
-from refinekit_digits.sklearn_digits import load_sklearn_digits
+from refinekit_digits.mnist_sample import load_mnist_sample
 
 
 class DigitsTask(Task):
     """10-way digit classification, scored by accuracy.
 
-    Labelled real data defaults to the ``sklearn-digits`` train and test
-    splits: disjoint, stratified, and the same whatever the run's seed. When the
-    user passes ``--real-labelled PATH`` the core reads and splits that instead.
+    Labelled real data defaults to the ``mnist-sample`` train and test splits
+    (4,000 / 1,000 real MNIST digits): disjoint, stratified, and the same
+    whatever the run's seed. ``digits-simgan`` refines towards the train split
+    only, so the test split measures on real digits the refiner never saw. When
+    the user passes ``--real-labelled PATH`` the core reads and splits that instead.
     """
 
     label_keys = ("label",)
@@ -59,4 +61,4 @@ class DigitsTask(Task):
         if path is not None:
             return None
         size = (image.height, image.width)
-        return load_sklearn_digits(None, channels=image.channels, size=size, limit=None, seed=seed, split=split)
+        return load_mnist_sample(None, channels=image.channels, size=size, limit=None, seed=seed, split=split)

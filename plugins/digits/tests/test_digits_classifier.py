@@ -8,7 +8,7 @@ import torch
 
 from refinekit_digits.classifier import DigitClassifier, accuracy, predict, train_classifier
 from refinekit_digits.fonts import render_digits
-from refinekit_digits.sklearn_digits import load_sklearn_digits
+from refinekit_digits.mnist_sample import load_mnist_sample
 
 
 def test_same_seed_same_weights_other_seed_other_weights() -> None:
@@ -24,7 +24,7 @@ def test_trained_on_rendered_digits_it_reads_held_out_handwriting() -> None:
     images, labels = render_digits(2000, seed=0)
     model = train_classifier(images, labels, steps=150, seed=0)
     fresh, fresh_labels = render_digits(500, seed=1)
-    real = load_sklearn_digits(None, channels=1, size=(28, 28), limit=None, seed=0, split="test")
+    real = load_mnist_sample(None, channels=1, size=(28, 28), limit=None, seed=0, split="test")
     assert accuracy(model, fresh, fresh_labels) > 0.7
     assert accuracy(model, real.images, real.annotations["label"]) > 0.25
 

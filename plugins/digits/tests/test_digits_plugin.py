@@ -45,7 +45,7 @@ def test_entry_point_names_the_hooks_module() -> None:
 
 
 def test_registers_its_datasets_and_recipe(registry: Registry) -> None:
-    assert {"digits-fonts", "sklearn-digits", "mnist-idx", "usps-h5", "digit-class-folders"} <= set(
+    assert {"digits-fonts", "mnist-sample", "sklearn-digits", "mnist-idx", "usps-h5", "digit-class-folders"} <= set(
         registry.names("dataset")
     )
     assert registry.names("recipe", "digits-*") == ["digits-simgan"]
@@ -57,7 +57,7 @@ def test_recipe_resolves_to_a_valid_config_that_holds_out_the_test_split(registr
     config = resolve_config("digits-simgan", schedule=schedule)
     assert (config.image.channels, config.image.height, config.image.width) == (1, 28, 28)
     assert config.synthetic.name == "digits-fonts"
-    assert config.real.name == "sklearn-digits" and config.real.options["split"] == "train"
+    assert config.real.name == "mnist-sample" and config.real.options["split"] == "train"
     for name in registry.get("recipe", "digits-simgan").factory.path_datasets:
         registry.get("dataset", name)  # every path dataset the recipe names exists
 

@@ -28,7 +28,8 @@ def task(monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
 def test_default_labelled_real_splits_are_disjoint_and_seed_independent(task) -> None:
     train, test = task.labelled_real("train", None, IMAGE, seed=0), task.labelled_real("test", None, IMAGE, seed=0)
-    assert (len(train), len(test)) == (1347, 450)
+    assert (len(train), len(test)) == (4000, 1000)
+    assert train.source.startswith("mnist-sample") and test.source.startswith("mnist-sample")
     rows = {row.tobytes() for row in train.images}
     assert not any(row.tobytes() in rows for row in test.images)
     assert np.array_equal(task.labelled_real("test", None, IMAGE, seed=5).images, test.images)
