@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from refinekit.errors import CheckpointError
+from refinekit.errors import CheckpointError, DataError
 
 CHECKPOINT_FORMAT = "refinekit.checkpoint"
 REFINER_FORMAT = "refinekit.refiner"
@@ -204,7 +204,11 @@ def export_refiner(
 
 
 def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
-    """Load an exported refiner as a ready ``nn.Module`` in eval mode.
+    """Load an exported refiner as an inference-ready ``nn.Module``: eval mode, parameters without grad.
+
+    Calling it takes float (B, C, H, W) in [-1, 1]; a uint8 batch raises a
+    :class:`DataError` pointing at :func:`refinekit.refine.refine_batch`, which
+    converts uint8 or float images in any range and back.
 
     ``path`` is a ``refiner.safetensors``, a run folder, or the name of a
     pretrained refiner that a plugin ships (``refinekit pretrained`` lists them).
@@ -215,7 +219,7 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
     Examples:
         >>> refiner = load_refiner("runs/eyes/refiner.safetensors")  # doctest: +SKIP
         >>> shipped = load_refiner("eyes-simgan")  # doctest: +SKIP
-        >>> refined = refiner(batch)  # (B, C, H, W) in [-1, 1]  # doctest: +SKIP
+        >>> refined = refiner(batch)  # float (B, C, H, W) in [-1, 1]; no autograd graph  # doctest: +SKIP
     """
     from refinekit.plugins import create_refiner
     from refinekit.pretrained import resolve_refiner
@@ -239,4 +243,18 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
         raise CheckpointError(f"{path}: weights do not fit refiner '{component}' with {options}: {exc}") from None
     refiner.refinekit_channels = channels  # type: ignore[assignment]
     refiner.refinekit_image_size = image_size  # type: ignore[assignment]
+    # Inference-ready: calling it builds no autograd graph (call requires_grad_(True) to fine-tune it),
+    # and a uint8 batch gets an error that says what to do instead of torch's dtype mismatch.
+    refiner.requires_grad_(False)
+    refiner.register_forward_pre_hook(_refuse_non_float_input)
     return refiner.to(device).eval()
+
+
+def _refuse_non_float_input(refiner: nn.Module, args: tuple[Any, ...]) -> None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and not x.is_floating_point():
+        raise DataError(
+            f"the refiner takes float images in [-1, 1] of shape (B, C, H, W), but got {x.dtype}; "
+            "refinekit.refine.refine_batch(refiner, images) takes uint8 (or float in a value_range) and gives "
+            "back the same dtype, or convert yourself: images.float() / 127.5 - 1"
+        )

@@ -23,6 +23,7 @@ simply be rerun.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 import warnings
@@ -53,7 +54,15 @@ from refinekit.refine_outputs import (
     verify_output,
 )
 
-__all__ = ["open_refiner", "parse_shard", "refine_batch", "refine_to_folder", "verify_output"]
+__all__ = [
+    "DEFAULT_VALUE_RANGE",
+    "check_value_range",
+    "open_refiner",
+    "parse_shard",
+    "refine_batch",
+    "refine_to_folder",
+    "verify_output",
+]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -102,10 +111,56 @@ def open_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
 
 def channel_mismatch(refiner: nn.Module, expected: int, got: int, what: str) -> DataError:
     """The error for images whose channel count is not the refiner's, naming the refiner's file."""
-    name = getattr(refiner, "refinekit_path", None) or f"the {type(refiner).__name__} refiner"
+    path = getattr(refiner, "refinekit_path", None)
+    name = f"refiner {path}" if path else f"the {type(refiner).__name__} refiner"
     return DataError(
-        f"refiner {name} refines {expected}-channel images, but {what} has {got} channels; "
+        f"{name} refines {expected}-channel images, but {what} has {got} channels; "
         f"use a refiner trained on {got}-channel images, or convert the images to {expected} channel(s)"
+    )
+
+
+DEFAULT_VALUE_RANGE = (0.0, 1.0)
+"""The range float images are read in unless told otherwise: torchvision's ``ToTensor`` and kornia's convention."""
+
+_RANGE_SLACK = 0.1
+"""How far (a share of the range) float images may stray outside ``value_range``, e.g. bicubic overshoot."""
+
+
+def check_value_range(images: torch.Tensor, value_range: tuple[float, float], what: str = "the images") -> None:
+    """Raise a :class:`DataError` when float ``images`` contradict ``value_range``, instead of clamping them.
+
+    A little overshoot (a tenth of the range, as bicubic resizing gives) is
+    allowed; anything further means the range is wrong, and the refiner would
+    squash the images into the tanh range without a word.
+
+    Examples:
+        >>> check_value_range(torch.tensor([0.0, 0.5, 1.0]), (0.0, 1.0))
+        >>> check_value_range(torch.tensor([0.0, 255.0]), (0.0, 1.0))
+        Traceback (most recent call last):
+        ...
+        refinekit.errors.DataError: the images hold float values in [0, 255], outside value_range (0.0, 1.0) ...
+    """
+    low, high = value_range
+    if not high > low:
+        raise ConfigError(f"value_range {value_range} must be (low, high) with high > low, e.g. (0.0, 1.0)")
+    if images.numel() == 0:
+        return
+    found_low, found_high = (float(v) for v in torch.aminmax(images.detach().float()))
+    if not (math.isfinite(found_low) and math.isfinite(found_high)):
+        raise DataError(f"{what} hold NaN or infinite values; refine finite images only")
+    slack = _RANGE_SLACK * (high - low)
+    if found_low >= low - slack and found_high <= high + slack:
+        return
+    if found_high > 1.0 + _RANGE_SLACK and found_low >= -_RANGE_SLACK and found_high <= 255.0 * (1 + _RANGE_SLACK):
+        hint = "they look like unscaled [0, 255] pixel values: pass value_range=(0.0, 255.0), or divide them by 255"
+    elif found_low < -_RANGE_SLACK and found_low >= -1.0 - 2 * _RANGE_SLACK and found_high <= 1.0 + 2 * _RANGE_SLACK:
+        hint = "they look like the refiner's own [-1, 1] (e.g. after Normalize(0.5, 0.5)): pass value_range=(-1.0, 1.0)"
+    else:
+        hint = "pass the range they are in as value_range=(low, high), e.g. undo a mean/std Normalize first"
+    default = " (the default: torchvision's ToTensor range)" if tuple(value_range) == DEFAULT_VALUE_RANGE else ""
+    raise DataError(
+        f"{what} hold float values in [{found_low:.4g}, {found_high:.4g}], outside value_range "
+        f"{tuple(float(v) for v in value_range)}{default}; {hint}. Refining them as they are would clamp them"
     )
 
 
@@ -113,7 +168,7 @@ def refine_batch(
     refiner: nn.Module,
     images: torch.Tensor,
     *,
-    value_range: tuple[float, float] = (-1.0, 1.0),
+    value_range: tuple[float, float] = DEFAULT_VALUE_RANGE,
     precision: str | Precision = "fp32",
 ) -> torch.Tensor:
     """Refine a batch, keeping its shape, dtype and device.
@@ -124,8 +179,11 @@ def refine_batch(
     Args:
         refiner: e.g. from :func:`open_refiner`; it runs on its own device.
         images: (B, C, H, W); uint8 in [0, 255], or float in ``value_range``.
-        value_range: the range of float images, e.g. ``(0.0, 1.0)`` for
-            torchvision's ``ToTensor``; the refiner works in [-1, 1].
+        value_range: the range of float images: by default ``(0.0, 1.0)``, as
+            torchvision's ``ToTensor`` and kornia give them; ``(-1.0, 1.0)`` for
+            the refiner's own range; ``(0.0, 255.0)`` for unscaled pixel values.
+            Float images well outside it raise a :class:`DataError` instead of
+            being clamped.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``, or a :class:`Precision`.
 
     Returns:
@@ -140,13 +198,18 @@ def refine_batch(
         raise DataError(f"refine_batch expects images of shape (B, C, H, W), got {tuple(images.shape)}")
     expected = getattr(refiner, "refinekit_channels", None)
     if expected is not None and images.shape[1] != expected:
+        if images.shape[3] == expected and images.shape[1] > 4:
+            raise DataError(
+                f"the batch of shape {tuple(images.shape)} looks like (B, H, W, C), channels last; "
+                f"refine_batch takes (B, C, H, W): pass images.permute(0, 3, 1, 2)"
+            )
         raise channel_mismatch(refiner, expected, images.shape[1], f"the batch of shape {tuple(images.shape)}")
     is_uint8 = images.dtype == torch.uint8
     if not is_uint8 and not images.is_floating_point():
         raise DataError(f"refine_batch takes uint8 or float images, got {images.dtype}")
     low, high = value_range
-    if not high > low:
-        raise ConfigError(f"value_range {value_range} must be (low, high) with high > low, e.g. (0.0, 1.0)")
+    if not is_uint8:
+        check_value_range(images, value_range)
     param = next(refiner.parameters(), None)
     device = param.device if param is not None else images.device
     if isinstance(precision, str):

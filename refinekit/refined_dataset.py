@@ -5,8 +5,11 @@ item comes back with only the image replaced by its refined version, every
 other field (labels, gaze, landmarks) untouched.
 
 Images are ``(C, H, W)`` tensors or arrays (``(H, W)`` is read as one
-channel): uint8 in [0, 255], or float in ``value_range`` (default [-1, 1],
-the refiner's own range; pass ``(0.0, 1.0)`` for torchvision's ``ToTensor``).
+channel): uint8 in [0, 255], or float in ``value_range``: by default [0, 1],
+as torchvision's ``ToTensor`` and kornia give them; pass ``(-1.0, 1.0)`` for
+the refiner's own range or ``(0.0, 255.0)`` for unscaled pixel values. Float
+images well outside ``value_range`` raise a :class:`DataError` rather than
+being clamped.
 They keep their shape, dtype and kind (tensor or NumPy array). The refiner
 runs at the images' own size; it was trained at ``refiner.refinekit_image_size``,
 so feed images of that size for the results it was trained to give.
@@ -28,7 +31,7 @@ from torch.utils.data import Dataset
 
 from refinekit.errors import DataError
 from refinekit.precision import Precision, resolve_precision
-from refinekit.refine import open_refiner, refine_batch
+from refinekit.refine import DEFAULT_VALUE_RANGE, check_value_range, open_refiner, refine_batch
 
 __all__ = ["RefinedBatches", "RefinedDataset"]
 
@@ -56,6 +59,7 @@ class _Refine:
         param = next(self.refiner.parameters(), None)
         where = param.device if param is not None else torch.device(device)
         self.precision: Precision = resolve_precision(precision, where)
+        check_value_range(torch.zeros(0), value_range)  # a malformed range fails here, not at the first item
         self.value_range = value_range
         self._size_warned = False
 
@@ -69,6 +73,13 @@ class _Refine:
             key = 0 if self.image_key is None else self.image_key
             if not isinstance(key, int) or not -len(item) <= key < len(item):
                 raise DataError(f"image_key={key!r} does not index an item of {len(item)} fields; pass an int position")
+            if self.image_key is None and not _looks_like_image(item[0], batched):
+                found = next((i for i, field in enumerate(item) if _looks_like_image(field, batched)), None)
+                where = f"; the image looks like field {found}: pass image_key={found}" if found is not None else ""
+                raise DataError(
+                    f"field 0 of the {type(item).__name__} item is {_a(item[0])}, not an image; "
+                    f"image_key (default 0) says which field is the image{where}"
+                )
             fields = list(item)
             fields[key] = self.refine(item[key], batched)
             if hasattr(item, "_fields"):  # a namedtuple
@@ -84,8 +95,8 @@ class _Refine:
         is_array = isinstance(image, np.ndarray)
         if not is_array and not isinstance(image, torch.Tensor):
             raise DataError(
-                f"the image is a {type(image).__name__}; RefinedDataset takes a tensor or NumPy array "
-                "(C, H, W), e.g. after torchvision's PILToTensor or ToTensor"
+                f"the image is {_a(image)}; RefinedDataset takes a tensor or NumPy array "
+                "(C, H, W), e.g. after torchvision's PILToTensor (uint8) or ToTensor (float in [0, 1])"
             )
         tensor = torch.from_numpy(np.ascontiguousarray(image)) if is_array else image
         shape = tensor.shape
@@ -95,21 +106,47 @@ class _Refine:
         if tensor.ndim != wanted:
             layout = "(B, C, H, W)" if batched else "(C, H, W)"
             raise DataError(f"expected images of shape {layout}, got {tuple(shape)}")
+        self._refuse_channels_last(tensor, batched, is_array)
         self._warn_if_other_size(tuple(tensor.shape[-2:]))
         batch = tensor if batched else tensor.unsqueeze(0)
         refined = refine_batch(self.refiner, batch, value_range=self.value_range, precision=self.precision)
         refined = refined.reshape(shape)
         return refined.numpy() if is_array else refined
 
+    def _refuse_channels_last(self, tensor: torch.Tensor, batched: bool, is_array: bool) -> None:
+        """(H, W, C) images, as NumPy and PIL hold them, would otherwise read as W-channel images."""
+        channels, last = tensor.shape[-3], tensor.shape[-1]
+        expected = getattr(self.refiner, "refinekit_channels", None)
+        if channels == expected or last > 4 or channels <= 4:
+            return
+        layout, order = ("(B, H, W, C)", "(0, 3, 1, 2)") if batched else ("(H, W, C)", "(2, 0, 1)")
+        fix = f"np.transpose(image, {order})" if is_array else f"image.permute{order}"
+        raise DataError(
+            f"the image of shape {tuple(tensor.shape)} looks like {layout}, channels last (as NumPy and PIL "
+            f"hold images); RefinedDataset takes channels first: use {fix}, or torchvision's PILToTensor"
+        )
+
     def _warn_if_other_size(self, size: tuple[int, int]) -> None:
         trained = getattr(self.refiner, "refinekit_image_size", None)
         if trained is not None and tuple(trained) != size and not self._size_warned:
             self._size_warned = True
             warnings.warn(
-                f"images are {size[1]}x{size[0]} but the refiner was trained at {trained[1]}x{trained[0]}; "
+                f"images are {size[0]}x{size[1]} (HxW) but the refiner was trained at {trained[0]}x{trained[1]}; "
                 "it runs at any size, but its texture changes were learnt at the trained scale",
                 stacklevel=4,
             )
+
+
+def _looks_like_image(value: Any, batched: bool) -> bool:
+    return isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim >= (3 if batched else 2)
+
+
+def _a(value: Any) -> str:
+    """``a float``, ``an int``, ``a tensor of shape (3,)``: what a field holds, for messages."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return f"a {'tensor' if isinstance(value, torch.Tensor) else 'NumPy array'} of shape {tuple(value.shape)}"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 class RefinedDataset(Dataset):
@@ -128,7 +165,10 @@ class RefinedDataset(Dataset):
         device: where a refiner loaded from a path runs (a module runs where it
             is); the images come back where they were.
         precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
-        value_range: the range of float images (uint8 is always [0, 255]).
+        value_range: the range of float images (uint8 is always [0, 255]):
+            by default ``(0.0, 1.0)``, torchvision's ``ToTensor`` range;
+            ``(-1.0, 1.0)`` is the refiner's own. Images well outside it raise
+            a :class:`DataError` instead of being clamped.
 
     Examples:
         >>> refined = RefinedDataset(eyes, "runs/eyes/refiner.safetensors", image_key="image")  # doctest: +SKIP
@@ -143,7 +183,7 @@ class RefinedDataset(Dataset):
         image_key: ImageKey = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        value_range: tuple[float, float] = DEFAULT_VALUE_RANGE,
     ) -> None:
         self.dataset = dataset
         self._refine = _Refine(refiner, image_key, device, precision, value_range)
@@ -180,7 +220,7 @@ class RefinedBatches:
         image_key: ImageKey = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        value_range: tuple[float, float] = DEFAULT_VALUE_RANGE,
     ) -> None:
         self.batches = batches
         self._refine = _Refine(refiner, image_key, device, precision, value_range)

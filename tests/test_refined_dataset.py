@@ -137,5 +137,68 @@ def test_mistakes_are_explained(refiner_file: Path) -> None:
         RefinedDataset(rgb, refiner_file)[0]
     with pytest.raises(DataError, match="PILToTensor"):
         RefinedDataset([{"image": "not an image"}], IdentityRefiner())[0]
-    with pytest.warns(UserWarning, match="trained at 55x35"):
+    with pytest.warns(UserWarning, match=r"images are 8x8 \(HxW\) but the refiner was trained at 35x55"):
         RefinedDataset([torch.zeros(1, 8, 8)], IdentityRefiner())[0]
+
+
+class HalfRefiner(nn.Module):
+    """Halves its [-1, 1] input: a refiner whose output says which range the input was read in."""
+
+    refinekit_channels = 1
+    refinekit_image_size = (1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5
+
+
+def test_float_images_default_to_torchvisions_zero_to_one_range() -> None:
+    items = EyeItems(dtype=torch.float32)  # [0, 1], as ToTensor gives
+    image = RefinedDataset(items, IdentityRefiner())[1]["image"]
+    assert (image - items.images[1]).abs().max() < 1e-6
+    # Read as [0, 1], halving in [-1, 1] maps 1.0 to 0.75 and 0.0 to 0.25; read as [-1, 1] it would give 0.5 and 0.0.
+    halved = RefinedDataset([torch.tensor([[[0.0, 1.0]]])], HalfRefiner())[0]
+    assert torch.allclose(halved, torch.tensor([[[0.25, 0.75]]]))
+
+
+@pytest.mark.parametrize(
+    ("images", "value_range", "hint"),
+    [
+        (torch.linspace(0, 255, 35 * 55), (0.0, 1.0), r"\[0, 255\].*value_range=\(0\.0, 255\.0\)"),
+        (torch.linspace(-1, 1, 35 * 55), (0.0, 1.0), r"\[-1, 1\].*value_range=\(-1\.0, 1\.0\)"),
+        (torch.linspace(-2.1, 2.6, 35 * 55), (-1.0, 1.0), "Normalize"),
+    ],
+)
+def test_float_images_that_contradict_the_range_are_refused_not_clamped(images, value_range, hint) -> None:
+    item = images.reshape(1, *SIZE)
+    with pytest.raises(DataError, match=hint):
+        RefinedDataset([item], IdentityRefiner(), value_range=value_range)[0]
+    with pytest.raises(DataError, match="would clamp them"):
+        RefinedBatches([item[None]], IdentityRefiner(), value_range=value_range).__iter__().__next__()
+
+
+def test_unscaled_floats_work_with_their_range_and_small_overshoot_is_allowed() -> None:
+    items = EyeItems()
+    unscaled = items.images[0].float()
+    refined = RefinedDataset([unscaled], IdentityRefiner(), value_range=(0.0, 255.0))[0]
+    assert (refined - unscaled).abs().max() < 1e-3
+    overshoot = torch.full((1, *SIZE), 1.05)  # bicubic resizing overshoots a little
+    RefinedDataset([overshoot], IdentityRefiner())[0]
+
+
+def test_channels_last_images_and_label_first_tuples_get_errors_that_say_what_to_do() -> None:
+    hwc = np.zeros((*SIZE, 1), dtype=np.uint8)
+    with pytest.raises(DataError, match=r"looks like \(H, W, C\), channels last.*np\.transpose\(image, \(2, 0, 1\)\)"):
+        RefinedDataset([hwc], IdentityRefiner())[0]
+    with pytest.raises(DataError, match=r"\(H, W, C\).*image\.permute\(2, 0, 1\)"):
+        RefinedDataset([torch.zeros(*SIZE, 3)], IdentityRefiner())[0]
+    batch = torch.zeros(2, *SIZE, 1, dtype=torch.uint8)
+    with pytest.raises(DataError, match=r"\(B, H, W, C\)"):
+        next(iter(RefinedBatches([batch], IdentityRefiner())))
+    labelled = [(7, torch.zeros(1, *SIZE, dtype=torch.uint8))]
+    with pytest.raises(DataError, match=r"field 0 of the tuple item is an int, not an image.*pass image_key=1"):
+        RefinedDataset(labelled, IdentityRefiner())[0]
+    collated = [(torch.arange(2), torch.zeros(2, 1, *SIZE, dtype=torch.uint8))]
+    with pytest.raises(DataError, match="pass image_key=1"):
+        next(iter(RefinedBatches(collated, IdentityRefiner())))
+    with pytest.raises(DataError, match="^the IdentityRefiner refiner refines 1-channel images"):
+        RefinedDataset([torch.zeros(3, *SIZE)], IdentityRefiner())[0]
