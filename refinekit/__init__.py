@@ -37,6 +37,7 @@ from refinekit.plugins import (
 )
 from refinekit.recipes import Recipe
 from refinekit.refined_dataset import RefinedBatches, RefinedDataset
+from refinekit.training_set import TrainingSet, make_training_set
 
 __all__ = [
     "CheckpointError",
@@ -49,6 +50,7 @@ __all__ = [
     "RefinedBatches",
     "RefinedDataset",
     "RefinekitError",
+    "TrainingSet",
     "UnknownNameError",
     "__version__",
     "create_discriminator",
@@ -61,6 +63,7 @@ __all__ = [
     "list_refiners",
     "list_regularizers",
     "load_refiner",
+    "make_training_set",
     "resolve_config",
     "train",
 ]

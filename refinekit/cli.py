@@ -151,14 +151,20 @@ def _resume_command(out_dir: str) -> str:
 
 
 @main.command()
-@click.argument("refiner")
-@click.argument("input_path", metavar="INPUT")
-@click.argument("output", type=click.Path(file_okay=False))
+@click.argument("refiner", metavar="RUN_OR_REFINER")
+@click.argument("input_path", metavar="[INPUT]", required=False)
+@click.argument("output", metavar="OUTPUT", required=False, type=click.Path(file_okay=False))
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Images per output shard.")
 @click.option("--shard", default=None, metavar="I/N", help="Process only this part of the input, e.g. 0/4.")
 @click.option("--format", "fmt", type=click.Choice(["png", "safetensors"]), default="png", show_default=True)
-@click.option("--dataset", default=None, help="Dataset loader for INPUT (default: detected from the path).")
+@click.option(
+    "--dataset", default=None,
+    help="Dataset to refine, e.g. eyes-sim or digits-fonts, or the loader for INPUT (default: the run's "
+    "synthetic dataset, or detected from INPUT).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A dataset option, or seed, limit or path (repeatable).")
+@click.option("--raw", is_flag=True, help="Write the dataset unrefined (at the refiner's size), to compare.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable input files, with a count.")
@@ -168,13 +174,15 @@ def _resume_command(out_dir: str) -> str:
 @_friendly_errors
 def refine(
     refiner: str,
-    input_path: str,
-    output: str,
+    input_path: str | None,
+    output: str | None,
     batch_size: int,
     shard_size: int,
     shard: str | None,
     fmt: str,
     dataset: str | None,
+    overrides: tuple[str, ...],
+    raw: bool,
     device: str,
     precision: str,
     skip_bad: bool,
@@ -182,21 +190,31 @@ def refine(
     workers: int | None,
     quiet: bool,
 ) -> None:
-    """Refine INPUT (a folder or dataset) with REFINER into OUTPUT, annotations unchanged.
+    """Refine a dataset with a refiner into OUTPUT: images plus their labels (metadata.jsonl).
 
-    REFINER is a refiner.safetensors file, a run folder, or the name of a
-    pretrained refiner ('refinekit pretrained' lists them).
+    RUN_OR_REFINER is a run folder, a refiner.safetensors file, or the name of
+    a pretrained refiner ('refinekit pretrained' lists them). The dataset is
+    INPUT (a folder or any file a loader reads), else --dataset NAME with
+    --set options (e.g. --dataset eyes-sim --set count=100000 --set seed=7),
+    else the synthetic dataset a run folder trained on.
 
     Outputs are at the refiner's working size. Rerun the same command after a
     crash to finish without redoing completed shards.
     """
-    from refinekit.refine import parse_shard, refine_to_folder
+    from refinekit.refine import parse_shard
+    from refinekit.training_set import make_training_set
 
+    if output is None:  # two arguments: RUN_OR_REFINER OUTPUT, the dataset named by --dataset or the run
+        input_path, output = None, input_path
+    if output is None:
+        raise click.UsageError("Missing argument 'OUTPUT'.")
     try:
-        manifest = refine_to_folder(
+        manifest = make_training_set(
             refiner,
-            input_path,
             output,
+            input_path=input_path,
+            options=overrides,
+            raw=raw,
             batch_size=batch_size,
             shard_size=shard_size,
             shard=parse_shard(shard),
@@ -213,7 +231,14 @@ def refine(
         console.print("Interrupted; finished shards are kept. Rerun the same command to finish the rest.")
         sys.exit(EXIT_INTERRUPTED)
     if manifest["complete"]:
-        console.print(f"Refined {manifest['count']} images into {output} ({len(manifest['shards'])} shards).")
+        done = f"Wrote {manifest['count']} unrefined" if raw else f"Refined {manifest['count']}"
+        console.print(f"{done} images into {escape(output)} ({len(manifest['shards'])} shards).", highlight=False, soft_wrap=True)
+        if manifest["metadata"]:
+            labels = escape(manifest["metadata"])
+            console.print(
+                f"Labels: {labels}, one JSON line per image; refinekit.TrainingSet reads the folder.",
+                highlight=False, soft_wrap=True,
+            )
     else:
         console.print(
             f"Done with this part: {len(manifest['shards'])} of {manifest['shard_count']} shards of {output} are "

@@ -232,7 +232,7 @@ def refine_batch(
 
 def refine_to_folder(
     refiner: str | os.PathLike[str],
-    input_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | None,
     output: str | os.PathLike[str],
     *,
     batch_size: int = 256,
@@ -246,6 +246,8 @@ def refine_to_folder(
     progress: bool = True,
     channels: int | None = None,
     workers: int | None = None,
+    source: Any = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
     """Refine every image of ``input_path`` into ``output``, annotations unchanged; resumable.
 
@@ -270,6 +272,9 @@ def refine_to_folder(
         progress: show a progress bar with images/s.
         channels: the channels the input is expected to have; must be the refiner's.
         workers: threads decoding and writing images (default: the CPU count, at most 4).
+        source: an input already opened (a :class:`refinekit.refine_inputs.RefineInput`, e.g. a generated
+            dataset from :mod:`refinekit.training_set`), read instead of ``input_path``.
+        raw: write the inputs unrefined, at the refiner's working size (the refiner only sets size and channels).
 
     Returns:
         The manifest without its per-file lists: ``count`` (images written by
@@ -293,7 +298,8 @@ def refine_to_folder(
             f"refiner {refiner_path} refines {refiner_channels}-channel images, but {channels}-channel input was "
             f"requested (--channels {channels}); use a refiner trained on {channels}-channel images"
         )
-    source = open_input(input_path, dataset, refiner_channels, size, skip_bad, refiner_path)
+    if source is None:
+        source = open_input(input_path, dataset, refiner_channels, size, skip_bad, refiner_path)
     _warn_if_sidecars_not_rescaled(source, size)
     count = len(source)
     fingerprint = source.fingerprint()
@@ -305,7 +311,7 @@ def refine_to_folder(
         {
             "format": OUTPUT_FORMAT,
             "format_version": FORMAT_VERSION,
-            "refiner_sha256": refiner_sha256,
+            "refiner_sha256": None if raw else refiner_sha256,  # a raw export is no refiner's output
             "dataset": source.dataset,
             "input_count": count,
             "input_fingerprint": fingerprint,
@@ -323,7 +329,7 @@ def refine_to_folder(
     display = _Display(done_images, done_images + sum(spans[k][1] - spans[k][0] for k in todo), progress)
     with display:
         skipped = _refine_shards(
-            model, chosen_precision, source, out, fmt, spans, todo, batch_size, workers or min(4, os.cpu_count() or 1),
+            None if raw else model, chosen_precision, source, out, fmt, spans, todo, batch_size, workers or min(4, os.cpu_count() or 1),
             display,
         )
     if skipped:
@@ -336,7 +342,7 @@ def refine_to_folder(
         "format_version": FORMAT_VERSION,
         "refiner": {"path": str(refiner_path.resolve()), "sha256": refiner_sha256},
         "input": {
-            "path": str(Path(input_path).resolve()),
+            "path": str(Path(input_path).resolve()) if input_path is not None else None,
             "dataset": source.dataset,
             "description": source.description,
             "count": count,
@@ -349,6 +355,7 @@ def refine_to_folder(
             "note": "outputs are at the refiner's working size; annotations are copied unchanged",
         },
         "output_format": fmt,
+        "refined": not raw,
         "annotations": (
             "per image: shard_NNNNN/INDEX.json beside INDEX.png" if fmt == "png"
             else "per shard: tensors 'annotation.KEY' in shard_NNNNN.safetensors, rows aligned with 'index'"
@@ -392,7 +399,7 @@ def _sha256_file(path: Path) -> str:
 
 
 def _refine_shards(
-    model: nn.Module,
+    model: nn.Module | None,
     precision: Precision,
     source: Any,
     output: Path,
@@ -442,7 +449,7 @@ def _refine_shards(
             batch = future.result()
             refined = (
                 refine_batch(model, torch.from_numpy(batch.images), precision=precision).numpy()
-                if len(batch) else batch.images
+                if len(batch) and model is not None else batch.images
             )
             writes.append(pool.submit(writer.write, batch, refined))
             shard_skipped.extend(batch.skipped)

@@ -1,0 +1,489 @@
+"""Make a training set: any registered dataset, simulators included, refined (or raw) and written with its labels.
+
+This is ``refinekit refine`` with the dataset named instead of read from a
+path. The pipeline, folder layout, shards, resuming and manifest are those of
+:func:`refinekit.refine.refine_to_folder`; this module chooses the input and,
+once every shard is done, writes the labels file.
+
+The labels file is ``OUTPUT/metadata.jsonl``: one JSON object per image, in
+input order, ``{"file_name": "shard_00000/000000.png", "index": 0, ...labels}``.
+It is the metadata file of Hugging Face ``datasets``' ``imagefolder`` loader
+(``load_dataset("imagefolder", data_dir=OUTPUT)``), a JSON-lines table pandas
+and polars read in one call, and what :class:`TrainingSet` (a PyTorch
+``Dataset``) reads. JSON lines, not CSV, because labels are vectors and nested
+records (gaze, landmarks), which CSV cannot hold without a private encoding.
+It is written from the shards' done-records after the last shard, atomically,
+so it lists each written image exactly once whatever was killed on the way.
+
+Generated datasets stream too: a loader with a ``count`` option is asked for
+at most :data:`BLOCK` images at a time. Block 0 is rendered with the given
+seed, so a set of up to ``BLOCK`` images is exactly the one training loads
+with the same options; later blocks get seeds derived from (seed, block). A
+dataset read from a path goes through the training cache (decoded once,
+memory-mapped); an image folder is listed and decoded a batch at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+from threading import Lock
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from refinekit.config import DatasetConfig, ImageConfig, build_config, deep_merge, parse_set
+from refinekit.errors import ConfigError, DataError
+from refinekit.refine_inputs import FOLDER_DATASET, ArrayInput, FolderInput, InputBatch
+
+__all__ = ["BLOCK", "METADATA", "TrainingSet", "make_training_set", "write_metadata"]
+
+METADATA = "metadata.jsonl"
+BLOCK = 32768
+"""Most images a generated dataset renders at once (about 63 MB of 35x55 eyes, plus the renderer's working memory)."""
+RESERVED = ("file_name", "index")
+DATASET_KEYS = ("seed", "limit", "path")  # --set keys that are not loader options
+
+
+def make_training_set(
+    refiner: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    options: Mapping[str, Any] | Sequence[str] = (),
+    raw: bool = False,
+    batch_size: int = 256,
+    shard_size: int = 4096,
+    shard: tuple[int, int] | None = None,
+    fmt: str = "png",
+    device: str = "auto",
+    precision: str = "fp32",
+    skip_bad: bool = False,
+    progress: bool = True,
+    channels: int | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Refine a registered dataset (or a path) and write it with its labels; resumable, shardable, streaming.
+
+    Rerunning the same call after a kill finishes the work, writing each image
+    exactly once. With ``shard=(i, n)`` this process does part i of n; the part
+    that finishes last writes ``manifest.json`` and ``metadata.jsonl``.
+
+    Args:
+        refiner: an exported ``refiner.safetensors``, a run folder or a pretrained refiner's name. Its
+            working size and channels are the output's. A run folder (or pretrained name) also supplies
+            the dataset: by default the synthetic dataset the run trained on, with the run's seed.
+        output: the output folder (new, empty, or an unfinished export with the same settings).
+        dataset: a registered dataset name, e.g. ``eyes-sim``, ``digits-fonts`` or ``image-folder``.
+            Default: the run's synthetic dataset, or the loader detected for ``input_path``.
+        input_path: a file or folder to read; None for generated datasets.
+        options: the dataset's options, as ``key=value`` strings (``--set``) or a dict: loader options such
+            as ``count``, plus ``seed``, ``limit`` and ``path``.
+        raw: write the unrefined images (resized to the refiner's working size), to compare with.
+        batch_size, shard_size, shard, fmt, device, precision, skip_bad, progress, channels, workers:
+            as for :func:`refinekit.refine.refine_to_folder`.
+
+    Returns:
+        The manifest summary (``count``, ``complete``, ``shards``, ...) plus ``metadata``: the
+        labels file once every shard is done (``fmt="png"``), else None.
+
+    Examples:
+        >>> refinekit.make_training_set("runs/digits", "data/digits", options={"count": 60000})  # doctest: +SKIP
+        >>> train_set = refinekit.TrainingSet("data/digits")  # doctest: +SKIP
+    """
+    from refinekit.pretrained import resolve_refiner
+    from refinekit.refine import refine_to_folder
+
+    refiner_path = resolve_refiner(refiner)
+    overrides = _options_dict(options)
+    source = None
+    if input_path is None or overrides:
+        source = open_dataset(refiner, refiner_path, dataset, input_path, overrides, skip_bad, progress)
+    _refuse_mixing(Path(output), raw)
+    summary = refine_to_folder(
+        refiner_path, input_path, output, batch_size=batch_size, shard_size=shard_size, shard=shard, fmt=fmt,
+        dataset=dataset, device=device, precision=precision, skip_bad=skip_bad, progress=progress,
+        channels=channels, workers=workers, source=source, raw=raw,
+    )
+    summary["metadata"] = None
+    if summary["complete"] and fmt == "png":
+        summary["metadata"] = str(write_metadata(output))
+    return summary
+
+
+# -- choosing the input ----------------------------------------------------------
+def open_dataset(
+    refiner: str | os.PathLike[str],
+    refiner_path: Path,
+    dataset: str | None,
+    input_path: str | os.PathLike[str] | None,
+    overrides: dict[str, Any],
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> Any:
+    """The input to refine: a streamed image folder, a cached dataset, or a generated one rendered in blocks."""
+    from refinekit.cache import load_dataset_cached
+    from refinekit.checkpoint import load_refiner
+    from refinekit.loading import detect_dataset
+    from refinekit.plugins import get_dataset
+
+    model = load_refiner(refiner_path, "cpu")
+    image = ImageConfig(
+        channels=model.refinekit_channels, height=model.refinekit_image_size[0], width=model.refinekit_image_size[1]
+    )
+    run = _run_config(refiner)
+    if input_path is not None:
+        name = dataset or detect_dataset(str(input_path), (FOLDER_DATASET,), name_option="--dataset NAME")
+        base: dict[str, Any] = {"name": name, "path": str(input_path)}
+        seed = 0
+    elif run is not None and dataset in (None, run.synthetic.name):
+        base, seed = run.synthetic.model_dump(mode="json"), run.seed
+    elif dataset is not None:
+        base, seed = {"name": dataset}, 0
+    else:
+        raise ConfigError(
+            f"{refiner} is a refiner file, so it does not say which dataset to refine; name one with "
+            "--dataset NAME ('refinekit datasets' or refinekit.list_datasets() lists them), give an INPUT path, "
+            "or pass the run folder the refiner came from"
+        )
+    for key, value in overrides.items():
+        if key == "seed":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"--set seed={value!r}: the seed must be a whole number")
+            seed = value
+        elif key in ("limit", "path"):
+            base[key] = value
+        else:
+            base = deep_merge(base, {"options": {key: value}})
+    try:
+        config = DatasetConfig.model_validate(base)
+    except ValueError as exc:
+        raise ConfigError(f"dataset '{base.get('name')}' with --set {overrides}: {exc}") from None
+    entry = get_dataset(config.name)
+    if config.name == FOLDER_DATASET and config.path is not None:
+        if config.options:
+            raise ConfigError(f"image-folder streams the files of {config.path} and takes no options, got {config.options}")
+        return FolderInput(Path(config.path), image.channels, (image.height, image.width), skip_bad)
+    identity = {"dataset": config.model_dump(mode="json"), "seed": seed, "image": image.model_dump(mode="json")}
+    count = _generated_count(entry.factory, config)
+    if count is not None and count > BLOCK:
+        return GeneratedInput(config, image, seed, count, identity)
+    images = load_dataset_cached(config, image, seed, skip_bad, progress)
+    return DatasetInput(images, config.name, (image.height, image.width), identity)
+
+
+def _run_config(refiner: str | os.PathLike[str]) -> Any:
+    """The training config of a run folder or pretrained refiner, or None for a bare refiner file."""
+    from refinekit.pretrained import get_pretrained
+
+    path = Path(refiner)
+    if path.is_dir():
+        config_file = path / "config.json"
+    else:
+        shipped = None if path.exists() else get_pretrained(str(refiner))
+        config_file = shipped.config if shipped is not None else None
+    if config_file is None or not config_file.is_file():
+        return None
+    try:
+        data = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_file} is not valid JSON ({exc}); is it a run folder written by 'refinekit run'?") from None
+    return build_config(data, origin=str(config_file))
+
+
+def _generated_count(factory: Callable[..., Any], config: DatasetConfig) -> int | None:
+    """How many images a generated dataset will make, when its loader takes ``count``; else None."""
+    if config.path is not None:
+        return None
+    try:
+        parameter = inspect.signature(factory).parameters.get("count")
+    except (TypeError, ValueError):
+        return None
+    if parameter is None:
+        return None
+    count = config.options.get("count", parameter.default)
+    if isinstance(count, bool) or not isinstance(count, int):
+        return None  # the loader reports it
+    return count if config.limit is None else min(count, config.limit)
+
+
+def _options_dict(options: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    """``--set key=value`` strings (values parsed as in training's ``--set``) or a dict, as one dict."""
+    if isinstance(options, Mapping):
+        return dict(options)
+    merged: dict[str, Any] = {}
+    for expression in options:
+        merged = deep_merge(merged, parse_set(expression))
+    return merged
+
+
+def _fingerprint(identity: dict[str, Any], inner: str = "") -> str:
+    return hashlib.sha256((json.dumps(identity, sort_keys=True) + inner).encode()).hexdigest()[:16]
+
+
+def _describe(config: DatasetConfig, seed: int, what: str) -> str:
+    settings = {**config.options, **({"limit": config.limit} if config.limit else {}), "seed": seed}
+    return f"{config.name} ({', '.join(f'{k}={v}' for k, v in settings.items())}): {what}"
+
+
+class DatasetInput(ArrayInput):
+    """A loaded (or memory-mapped) dataset, sliced a batch at a time; its fingerprint covers its options."""
+
+    def __init__(self, images: Any, dataset: str, size: tuple[int, int], identity: dict[str, Any]) -> None:
+        super().__init__(images, dataset, size)
+        self.identity = identity
+        config = DatasetConfig.model_validate(identity["dataset"])
+        self.description = _describe(config, identity["seed"], images.source or dataset)
+
+    def fingerprint(self) -> str:
+        return _fingerprint(self.identity, super().fingerprint())
+
+
+class GeneratedInput:
+    """A generated dataset of more than :data:`BLOCK` images, rendered a block at a time when read.
+
+    Block b holds inputs ``b*BLOCK`` to ``(b+1)*BLOCK``; it is rendered with
+    ``count`` set to its size and a seed derived from (seed, b), so any shard
+    can be redone alone after a kill. The two most recent blocks are kept, as
+    reads run a little ahead across a block boundary.
+    """
+
+    def __init__(
+        self, config: DatasetConfig, image: ImageConfig, seed: int, count: int, identity: dict[str, Any]
+    ) -> None:
+        self.config, self.image, self.seed, self.count, self.identity = config, image, seed, count, identity
+        self.dataset = config.name
+        self.description = _describe(config, seed, f"{count} images rendered in blocks of {BLOCK}")
+        self._blocks: OrderedDict[int, Any] = OrderedDict()
+        self._lock = Lock()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def fingerprint(self) -> str:
+        return _fingerprint(self.identity)
+
+    def block_seed(self, block: int) -> int:
+        """Block 0 uses the seed itself, so the first BLOCK images are the set training renders."""
+        if block == 0:
+            return self.seed
+        return int.from_bytes(hashlib.sha256(f"{self.seed}/{block}".encode()).digest()[:6], "big")
+
+    def _block(self, block: int) -> Any:
+        from refinekit.loading import load_dataset
+
+        with self._lock:  # one render at a time; threads wanting the same block wait for it
+            if block not in self._blocks:
+                size = min(BLOCK, self.count - block * BLOCK)
+                options = {**self.config.options, "count": size}
+                config = self.config.model_copy(update={"options": options, "limit": None})
+                self._blocks[block] = load_dataset(config, self.image, self.block_seed(block))
+                while len(self._blocks) > 2:
+                    self._blocks.popitem(last=False)
+            return self._blocks[block]
+
+    def read(self, start: int, stop: int, numeric: bool) -> InputBatch:
+        images, fields = [], []
+        for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+            rendered = self._block(block)
+            low, high = max(start, block * BLOCK) - block * BLOCK, min(stop, (block + 1) * BLOCK) - block * BLOCK
+            images.append(np.asarray(rendered.images[low:high]))
+            fields.append({k: np.asarray(v)[low:high] for k, v in rendered.annotations.items()})
+        return InputBatch(
+            indices=np.arange(start, stop, dtype=np.int64),
+            images=np.ascontiguousarray(np.concatenate(images)),
+            sources=[f"{self.dataset}[{i}]" for i in range(start, stop)],
+            fields={k: np.concatenate([f[k] for f in fields]) for k in fields[0]},
+        )
+
+
+def _refuse_mixing(output: Path, raw: bool) -> None:
+    """A raw export and a refined one never share a folder (the plan says which one a folder holds)."""
+    plan = output / "records" / "plan.json"
+    try:
+        found_raw = json.loads(plan.read_text()).get("refiner_sha256") is None
+    except (OSError, ValueError, AttributeError):
+        return  # a new folder, or one refine_to_folder will report on
+    if found_raw != raw:
+        held, asked = ("unrefined (--raw)", "refined") if found_raw else ("refined", "unrefined (--raw)")
+        raise ConfigError(
+            f"{output} holds {held} images, and this command asks for {asked} ones; "
+            "choose another OUTPUT folder, or rerun with the same --raw setting to finish it"
+        )
+
+
+# -- the labels file -------------------------------------------------------------
+def write_metadata(output: str | os.PathLike[str]) -> Path:
+    """Write ``OUTPUT/metadata.jsonl`` from a finished PNG export's done-records; return its path.
+
+    Streamed one shard at a time (memory stays flat), atomically (a killed
+    write leaves the old file or none), from the same records as the
+    manifest, so each written image is listed exactly once, in input order.
+
+    Raises:
+        DataError: the export is unfinished, not PNG, or an annotation is named ``file_name`` or ``index``.
+    """
+    from refinekit.refine_outputs import RECORDS, check_record, image_stem, shard_name
+
+    out = Path(output)
+    manifest = _read_manifest_header(out)
+    count, size = manifest["input"]["count"], manifest["shard_size"]
+    if manifest.get("output_format") != "png":
+        raise DataError(f"{out}: labels files are written for --format png; safetensors shards hold their labels")
+    path = out / METADATA
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for shard, start in enumerate(range(0, count, size)):
+                where = out / RECORDS / f"{shard_name(shard)}.json"
+                record = json.loads(where.read_text(encoding="utf-8"))
+                check_record(out, record, where, shard, start, min(start + size, count))
+                names = {entry["name"] for entry in record["files"]}
+                for index in record["indices"]:
+                    stem = f"{shard_name(shard)}/{image_stem(index, count)}"
+                    labels = _labels(out, f"{stem}.json") if f"{stem}.json" in names else {}
+                    f.write(json.dumps({"file_name": f"{stem}.png", "index": index, **labels}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read_manifest_header(out: Path) -> dict[str, Any]:
+    where = out / "manifest.json"
+    if not where.is_file():
+        raise DataError(f"{out} has no manifest.json: the export is unfinished; rerun the same command to finish it")
+    try:
+        manifest = json.loads(where.read_text(encoding="utf-8"))
+        manifest["input"]["count"], manifest["shard_size"], manifest["image"]["channels"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{where}: not a refinekit manifest; was {out} written by 'refinekit refine'?") from None
+    return manifest
+
+
+def _labels(out: Path, name: str) -> dict[str, Any]:
+    raw = (out / name).read_bytes()
+    try:
+        labels = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{out / name}: the annotations are not valid JSON ({exc}); fix or delete the input's sidecar") from None
+    if not isinstance(labels, dict):
+        return {"annotation": labels}
+    clash = [k for k in RESERVED if k in labels]
+    if clash:
+        raise DataError(
+            f"{out / name}: annotation '{clash[0]}' has a name {METADATA} keeps for itself ({', '.join(RESERVED)}); "
+            "rename it in the input's annotations"
+        )
+    return labels
+
+
+# -- reading it back -------------------------------------------------------------
+class TrainingSet(Dataset):
+    """A finished export as a PyTorch ``Dataset``: items ``{"image": uint8 (C, H, W), "index": i, **labels}``.
+
+    Numeric labels come back as tensors (so a ``DataLoader`` stacks them),
+    others as they are in ``metadata.jsonl``. Only line offsets are kept in
+    memory, so a million-image set costs 8 MB; ``safetensors`` exports are
+    read from their shards.
+
+    Args:
+        folder: an output folder of ``refinekit refine`` or :func:`make_training_set`.
+        transform: applied to each image tensor, e.g. ``lambda x: x.float() / 255``.
+
+    Examples:
+        >>> train_set = TrainingSet("data/digits-refined")  # doctest: +SKIP
+        >>> loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)  # doctest: +SKIP
+        >>> batch = next(iter(loader)); batch["image"].shape, batch["label"].shape  # doctest: +SKIP
+        (torch.Size([64, 1, 28, 28]), torch.Size([64]))
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], transform: Callable[[torch.Tensor], Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.transform = transform
+        manifest = _read_manifest_header(self.folder)
+        self.channels: int = manifest["image"]["channels"]
+        self.format: str = manifest.get("output_format", "png")
+        if self.format == "png":
+            self._offsets = _line_offsets(self.folder / METADATA)
+        else:
+            counts = [record["count"] for record in manifest["shards"]]
+            self._shards = [record["shard"] for record in manifest["shards"]]
+            self._ends = np.cumsum(counts)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1 if self.format == "png" else int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} images")
+        index %= len(self)
+        item = self._png_item(index) if self.format == "png" else self._shard_item(index)
+        if self.transform is not None:
+            item["image"] = self.transform(item["image"])
+        return item
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """The ``metadata.jsonl`` rows in order, without decoding any image."""
+        with open(self.folder / METADATA, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+    def _png_item(self, index: int) -> dict[str, Any]:
+        from refinekit.imageio import read_image
+        from refinekit.refine_outputs import safe_name
+
+        with open(self.folder / METADATA, "rb") as f:
+            f.seek(int(self._offsets[index]))
+            row = json.loads(f.read(int(self._offsets[index + 1] - self._offsets[index])))
+        name = safe_name(row.pop("file_name"), self.folder, self.folder / METADATA)
+        image = torch.from_numpy(read_image(self.folder / name, self.channels))
+        return {"image": image, **{k: _as_tensor(v) for k, v in row.items()}}
+
+    def _shard_item(self, index: int) -> dict[str, Any]:
+        from safetensors import safe_open
+
+        from refinekit.refine_outputs import shard_name
+
+        position = int(np.searchsorted(self._ends, index, side="right"))
+        row = index - (int(self._ends[position - 1]) if position else 0)
+        with safe_open(str(self.folder / f"{shard_name(self._shards[position])}.safetensors"), "pt") as f:
+            item = {"image": f.get_slice("images")[row], "index": int(f.get_slice("index")[row])}
+            for key in f.keys():
+                if key.startswith("annotation."):
+                    item[key.removeprefix("annotation.")] = f.get_slice(key)[row]
+        return item
+
+
+def _line_offsets(path: Path) -> np.ndarray:
+    """Byte offset of each line's start, plus the end of the file: rows are read by seeking."""
+    if not path.is_file():
+        raise DataError(
+            f"{path.parent} has no {METADATA}: the export is unfinished, or it was written by a refinekit "
+            "older than 'make a training set'; rerun the same 'refinekit refine' command to write it"
+        )
+    offsets, position = [0], 0
+    with open(path, "rb") as f:
+        for line in f:
+            position += len(line)
+            offsets.append(position)
+    return np.asarray(offsets, dtype=np.int64)
+
+
+def _as_tensor(value: Any) -> Any:
+    """Numbers and (nested) lists of numbers as tensors; anything else unchanged."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
+        return value
+    try:
+        return torch.tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        return value
