@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,6 +17,7 @@ from refinekit.config import (
 )
 from refinekit.cache import load_dataset_cached
 from refinekit.errors import CheckpointError, ConfigError
+from refinekit.folder_lock import lock_folder
 from refinekit.heldout import training_rows
 from refinekit.loading import detect_dataset
 from refinekit.precision import resolve_device
@@ -132,6 +134,23 @@ def prepare(
     """Load the data and build a :class:`Trainer` (restored from the checkpoint when ``resume``)."""
     out_dir = Path(out)
     checkpoint = out_dir / CHECKPOINT_NAME
+    # One writer per run folder, before anything is read or written there. Under torchrun rank 0 writes
+    # for all (the group is not joined yet, so RANK says who that is).
+    lock = lock_folder(out_dir, "--out") if os.environ.get("RANK", "0") in ("", "0") else None
+    try:
+        trainer = _prepare_locked(config, out_dir, checkpoint, resume, skip_bad, callbacks)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    trainer.folder_lock = lock  # type: ignore[attr-defined]  # held while the trainer lives (see train())
+    return trainer
+
+
+def _prepare_locked(
+    config: TrainConfig, out_dir: Path, checkpoint: Path, resume: bool, skip_bad: bool,
+    callbacks: Sequence[Callable[[Trainer, StepReport], None]],
+) -> Trainer:
     if resume:
         if not checkpoint.exists():
             raise CheckpointError(f"--resume: there is no {CHECKPOINT_NAME} in {out_dir}; start without --resume")
@@ -185,4 +204,9 @@ def train(
         synthetic=synthetic,
         real=real,
     )
-    return prepare(config, out, resume=resume, skip_bad=skip_bad, callbacks=callbacks).fit()
+    trainer = prepare(config, out, resume=resume, skip_bad=skip_bad, callbacks=callbacks)
+    try:
+        return trainer.fit()
+    finally:
+        if trainer.folder_lock is not None:  # type: ignore[attr-defined]
+            trainer.folder_lock.release()  # type: ignore[attr-defined]

@@ -129,6 +129,9 @@ def run(
             soft_wrap=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if getattr(trainer, "folder_lock", None) is not None:  # the next writer of --out may start
+            trainer.folder_lock.release()
     display.finish(result)
 
 

@@ -30,5 +30,9 @@ class CheckpointError(RefinekitError):
     """A checkpoint or exported refiner cannot be read or does not fit."""
 
 
+class FolderBusyError(RefinekitError):
+    """Another process is writing into the same output folder (its lock names it)."""
+
+
 class NonFiniteLossError(RefinekitError):
     """A loss became NaN or Inf; the run stopped and kept its last good checkpoint."""

@@ -50,6 +50,7 @@ from refinekit.refine_outputs import (
     build_manifest,
     claim_output,
     clear_unfinished,
+    releases_output_locks,
     read_record,
     verify_output,
 )
@@ -230,6 +231,7 @@ def refine_batch(
     return y.clone()  # outside inference mode: a normal tensor that autograd may use
 
 
+@releases_output_locks  # one writer per OUTPUT (per part with --shard), until this returns
 def refine_to_folder(
     refiner: str | os.PathLike[str],
     input_path: str | os.PathLike[str] | None,
@@ -319,6 +321,7 @@ def refine_to_folder(
             "output_format": fmt,
             "image": [refiner_channels, *size],
         },
+        part=(part, parts) if shard is not None or parts > 1 else None,
     )
     mine = [k for k in range(len(spans)) if k % parts == part]
     todo = [k for k in mine if read_record(out, k, *spans[k]) is None]

@@ -16,6 +16,7 @@ import torch
 from refinekit.checkpoint import load_refiner
 from refinekit.config import DatasetConfig, TrainConfig, build_config, deep_merge, parse_set
 from refinekit.errors import ConfigError, DataError
+from refinekit.folder_lock import hold_until_return, lock_folder, releases_locks
 from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation.distance import extract_features, kid
 from refinekit.evaluation.downstream import DownstreamResult, train_and_test, with_relative_change
@@ -121,6 +122,7 @@ def _dataset_override(config: TrainConfig, side: str, path: str | None, override
         raise ConfigError(f"evaluation data for '{side}' is invalid: {exc}") from None
 
 
+@releases_locks
 def evaluate(
     run_dir: str | Path,
     *,
@@ -172,6 +174,8 @@ def evaluate(
     if shipped is not None:
         refiner = refiner or shipped.weights
         out = out or Path(f"eval-{shipped.name}")
+    # one evaluation per report folder at a time: two would interleave their figures and reports
+    hold_until_return(lock_folder(Path(out) if out is not None else run_dir / "eval", "--out"))
     torch_device = resolve_device(device)
     refiner_path = Path(refiner) if refiner is not None else run_dir / "refiner.safetensors"
     model = load_refiner(refiner_path, torch_device)

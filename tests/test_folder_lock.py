@@ -1,0 +1,170 @@
+"""One writer per output folder: run --out, refine OUTPUT (whole or in parts) and evaluate's report folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from refinekit.checkpoint import export_refiner
+from refinekit.cli import main
+from refinekit.components.refiners import SimGANResNet
+from refinekit.errors import FolderBusyError
+from refinekit.folder_lock import LOCK_NAME, lock_folder
+from refinekit.refine import refine_to_folder
+from refinekit.refine_outputs import lock_output, verify_output
+
+SIZE = (35, 55)
+
+
+@pytest.fixture
+def refiner_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / "refiner.safetensors"
+    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, SIZE, dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _holder_process(code: str) -> subprocess.Popen:
+    """A python process that runs ``code`` (taking a lock), prints 'held' and waits to be killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code + "\nprint('held', flush=True)\nimport time\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_holder_pid_and_host(tmp_path: Path) -> None:
+    with lock_folder(tmp_path / "run", "--out"):
+        with pytest.raises(FolderBusyError) as caught:
+            lock_folder(tmp_path / "run", "--out")
+    message = str(caught.value)
+    assert f"PID {os.getpid()}" in message and socket.gethostname() in message and "--out" in message
+    lock_folder(tmp_path / "run", "--out").release()  # released: free again
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    proc = _holder_process(f"from refinekit.folder_lock import lock_folder\nlock = lock_folder({str(folder)!r}, '--out')")
+    try:
+        with pytest.raises(FolderBusyError, match=f"PID {proc.pid} on host"):
+            lock_folder(folder, "--out")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads((folder / LOCK_NAME).read_text())["pid"] == proc.pid  # the dead holder's file is still there
+    with lock_folder(folder, "--out"):
+        assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_NAME).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FolderBusyError, match="symlink"):
+        lock_folder(folder, "--out")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_two_refines_into_one_output_the_second_is_refused_and_nothing_is_lost(refiner_file, images, tmp_path) -> None:
+    out = tmp_path / "out"
+    proc = _holder_process(
+        "from pathlib import Path\nfrom refinekit.refine_outputs import lock_output\n"
+        f"out = Path({str(out)!r})\n(out / 'records').mkdir(parents=True)\nlocks = lock_output(out, None)"
+    )
+    try:
+        result = CliRunner().invoke(main, ["refine", str(refiner_file), str(images), str(out), "--quiet"])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert result.exit_code == 2, result.output
+    assert f"PID {proc.pid}" in result.output and "Traceback" not in result.output
+    assert not list(out.glob("shard_*"))  # the refused writer wrote nothing
+    # the holder died: its lock is taken over and the refine completes
+    manifest = refine_to_folder(refiner_file, images, out, shard_size=3, progress=False)
+    assert manifest["complete"] and verify_output(out)["count"] == 8
+
+
+def test_parts_of_one_split_write_side_by_side_but_overlapping_writers_are_refused(refiner_file, images, tmp_path):
+    out = tmp_path / "out"
+    (out / "records").mkdir(parents=True)
+    other_part = lock_output(out, (0, 2))  # part 0/2 is being written by another writer
+    try:
+        summary = refine_to_folder(refiner_file, images, out, shard_size=2, shard=(1, 2), progress=False)
+        assert summary["shards_done"] == 2 and not summary["complete"]
+        with pytest.raises(FolderBusyError, match="part 0/2 .* already being written"):
+            refine_to_folder(refiner_file, images, out, shard_size=2, shard=(0, 2), progress=False)
+        with pytest.raises(FolderBusyError, match="in 2 parts .*overlap"):
+            refine_to_folder(refiner_file, images, out, shard_size=2, shard=(0, 3), progress=False)
+        with pytest.raises(FolderBusyError, match="part 0/2: PID"):
+            refine_to_folder(refiner_file, images, out, shard_size=2, progress=False)
+    finally:
+        other_part.release()
+    summary = refine_to_folder(refiner_file, images, out, shard_size=2, shard=(0, 2), progress=False)
+    assert summary["complete"] and verify_output(out)["count"] == 8
+
+
+def test_parts_are_refused_while_a_whole_folder_writer_holds_it(refiner_file, images, tmp_path) -> None:
+    out = tmp_path / "out"
+    (out / "records").mkdir(parents=True)
+    with lock_output(out, None):
+        with pytest.raises(FolderBusyError, match="as a whole .*PID"):
+            refine_to_folder(refiner_file, images, out, shard=(0, 2), progress=False)
+
+
+def test_a_refine_that_failed_leaves_the_output_unlocked(refiner_file, images, tmp_path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(Exception):
+        refine_to_folder(refiner_file, images, out, fmt="png", channels=3, progress=False)
+    refine_to_folder(refiner_file, images, out, progress=False)
+
+
+def test_two_runs_with_one_out_the_second_is_refused_before_writing(tiny_domain, tmp_path: Path) -> None:
+    from refinekit.api import prepare, resolve_config
+
+    out = tmp_path / "run"
+    config = resolve_config("tiny")
+    first = prepare(config, out)
+    first.fit()
+    metrics = (out / "metrics.jsonl").read_text()
+    result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume"])
+    assert result.exit_code == 2 and f"PID {os.getpid()}" in result.output, result.output
+    assert (out / "metrics.jsonl").read_text() == metrics  # the first run's lines are untouched
+    first.folder_lock.release()
+    result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume", "--steps", "8"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume", "--steps", "9"])
+    assert result.exit_code == 0, result.output  # the finished command released its lock
+
+
+def test_evaluate_refuses_a_report_folder_another_evaluation_writes(tiny_domain, tmp_path: Path) -> None:
+    from refinekit.api import train
+    from refinekit.evaluation.api import evaluate
+
+    out = tmp_path / "run"
+    train("tiny", out)
+    with lock_folder(out / "eval", "--out"):
+        with pytest.raises(FolderBusyError, match=f"{out / 'eval'} is in use by PID {os.getpid()}"):
+            evaluate(out, device="cpu")
