@@ -172,6 +172,15 @@ def _resume_command(out_dir: str) -> str:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable input files, with a count.")
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Channels INPUT must have (default: the refiner's).")
+@click.option(
+    "--resize", type=click.Choice(["refuse", "stretch", "pad", "crop"]), default="refuse", show_default=True,
+    help="Images not at the refiner's size: refuse them, stretch (aspect changes), pad (fit inside) or crop "
+    "(cover); pixel coordinates in JSON sidecars are not rescaled (a warning gives the map).",
+)
+@click.option(
+    "--convert-channels", is_flag=True,
+    help="Convert colour images to gray for a gray refiner (gray to RGB for a colour one) instead of refusing them.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads decoding and writing images.")
 @click.option("--quiet", is_flag=True)
 @_friendly_errors
@@ -190,6 +199,8 @@ def refine(
     precision: str,
     skip_bad: bool,
     channels: int | None,
+    resize: str,
+    convert_channels: bool,
     workers: int | None,
     quiet: bool,
 ) -> None:
@@ -229,6 +240,8 @@ def refine(
             progress=not quiet,
             channels=channels,
             workers=workers,
+            resize=resize,
+            convert_channels=convert_channels,
         )
     except KeyboardInterrupt:
         console.print("Interrupted; finished shards are kept. Rerun the same command to finish the rest.")

@@ -6,14 +6,13 @@ at a time. Decoding and PNG encoding run in a thread pool (Pillow releases the
 GIL) while the main thread runs the refiner, so disk and compute overlap.
 
 Outputs are at the refiner's working size and channel count (the size it was
-trained at, ``refiner.refinekit_image_size``; image files are read as
-grayscale or RGB to match, as training reads them): every input is resized to
-it before refinement,
-because a refiner's receptive field is tuned to that scale, and dataset
-loaders deliver their annotations (landmarks, gaze) in that same space. JSON
-sidecars of an image folder are copied byte for byte; if those images are not
-at the working size, pixel coordinates in the sidecars are not rescaled (a
-warning says so).
+trained at, ``refiner.refinekit_image_size``), because a refiner's receptive
+field is tuned to that scale, and dataset loaders deliver their annotations
+(landmarks, gaze) in that same space. An input image of another size or colour
+is refused unless ``resize`` (stretch, pad or crop) or ``convert_channels``
+says what to do with it (:mod:`refinekit.input_fit`). JSON sidecars of an
+image folder are copied byte for byte; when images were resized, pixel
+coordinates in the sidecars are not rescaled, and a warning gives the map.
 
 Work is split into shards of ``shard_size`` consecutive inputs. See
 :mod:`refinekit.refine_outputs` for the folder layout and why a killed run can
@@ -41,6 +40,7 @@ from refinekit.chunks import forward_in_chunks, images_per_chunk
 from refinekit.data import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
 from refinekit.precision import Precision, resolve_device, resolve_precision
+from refinekit.input_fit import coordinate_map
 from refinekit.refine_inputs import FolderInput, open_input
 from refinekit.refine_outputs import (
     FORMAT_VERSION,
@@ -247,6 +247,8 @@ def refine_to_folder(
     skip_bad: bool = False,
     progress: bool = True,
     channels: int | None = None,
+    resize: str = "refuse",
+    convert_channels: bool = False,
     workers: int | None = None,
     source: Any = None,
     raw: bool = False,
@@ -273,6 +275,10 @@ def refine_to_folder(
         skip_bad: skip unreadable images (listed in the manifest) instead of stopping.
         progress: show a progress bar with images/s.
         channels: the channels the input is expected to have; must be the refiner's.
+        resize: how an image not at the working size reaches it: ``refuse`` (an
+            error), ``stretch``, ``pad`` or ``crop`` (see :mod:`refinekit.input_fit`).
+        convert_channels: convert colour images to gray for a gray refiner (or
+            gray to colour for a colour one) instead of refusing them.
         workers: threads decoding and writing images (default: the CPU count, at most 4).
         source: an input already opened (a :class:`refinekit.refine_inputs.RefineInput`, e.g. a generated
             dataset from :mod:`refinekit.training_set`), read instead of ``input_path``.
@@ -301,8 +307,9 @@ def refine_to_folder(
             f"requested (--channels {channels}); use a refiner trained on {channels}-channel images"
         )
     if source is None:
-        source = open_input(input_path, dataset, refiner_channels, size, skip_bad, refiner_path)
-    _warn_if_sidecars_not_rescaled(source, size)
+        source = open_input(
+            input_path, dataset, refiner_channels, size, skip_bad, refiner_path, resize, convert_channels
+        )
     count = len(source)
     fingerprint = source.fingerprint()
     spans = [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
@@ -340,6 +347,7 @@ def refine_to_folder(
             f"skipped {len(skipped)} unreadable inputs (first: {skipped[0]['reason']}); listed in the manifest",
             stacklevel=2,
         )
+    _warn_if_resized(source, size, resize)
     header = {
         "format": OUTPUT_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -355,7 +363,12 @@ def refine_to_folder(
             "channels": refiner_channels,
             "height": size[0],
             "width": size[1],
-            "note": "outputs are at the refiner's working size; annotations are copied unchanged",
+            "resize": resize,
+            "note": (
+                "outputs are at the refiner's working size; inputs of other sizes were "
+                + ("refused" if resize == "refuse" else f"resized by --resize {resize}")
+                + "; annotations are copied unchanged (pixel coordinates are not rescaled)"
+            ),
         },
         "output_format": fmt,
         "refined": not raw,
@@ -380,17 +393,22 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _warn_if_sidecars_not_rescaled(source: Any, size: tuple[int, int]) -> None:
-    if isinstance(source, FolderInput) and any(source.has_sidecar):
-        found = source.first_image_size()
-        if found is not None and found != size:
-            warnings.warn(
-                f"{source.folder}: images are {found[1]}x{found[0]} and are resized to the refiner's "
-                f"{size[1]}x{size[0]}; "
-                "their JSON sidecars are copied unchanged, so rescale any pixel coordinates in them "
-                f"(x by {size[1] / found[1]:.4g}, y by {size[0] / found[0]:.4g})",
-                stacklevel=3,
-            )
+def _warn_if_resized(source: Any, size: tuple[int, int], resize: str) -> None:
+    """Say how many images were resized and, where sidecars came along, how to map their coordinates."""
+    if not isinstance(source, FolderInput) or not getattr(source, "resized_count", 0):
+        return
+    name, found = source.resized[0]
+    message = (
+        f"{source.folder}: {source.resized_count} images were not at the refiner's {size[0]}x{size[1]} (HxW) "
+        f"and were resized (--resize {resize}), e.g. {name} ({found[0]}x{found[1]})"
+    )
+    if any(source.has_sidecar):
+        message += (
+            "; their JSON sidecars are copied unchanged, so map any pixel coordinates in them yourself: for "
+            f"{name}, {coordinate_map(found, size, resize).describe()} (the map depends on each image's size: "
+            "refinekit.input_fit.coordinate_map)"
+        )
+    warnings.warn(message, stacklevel=3)
 
 
 def _sha256_file(path: Path) -> str:

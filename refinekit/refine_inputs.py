@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +23,8 @@ from PIL import Image
 from refinekit.components.datasets import _read_sidecars as read_sidecars
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
-from refinekit.imageio import IMAGE_SUFFIXES, read_image
+from refinekit.imageio import IMAGE_SUFFIXES
+from refinekit.input_fit import fit_image, fit_to_size, read_native
 
 FOLDER_DATASET = "image-folder"
 
@@ -73,11 +75,25 @@ class FolderInput:
 
     dataset = FOLDER_DATASET
 
-    def __init__(self, folder: Path, channels: int, size: tuple[int, int], skip_bad: bool) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        channels: int,
+        size: tuple[int, int],
+        skip_bad: bool,
+        resize: str = "stretch",
+        convert_channels: bool = True,
+    ) -> None:
         self.folder = folder
         self.channels = channels
         self.size = size
         self.skip_bad = skip_bad
+        # ``refinekit refine`` passes "refuse" and False: see refinekit.input_fit. The defaults read as training does.
+        self.resize = resize
+        self.convert_channels = convert_channels
+        self.resized: list[tuple[str, tuple[int, int]]] = []  # the first image resized, and a count below
+        self.resized_count = 0
+        self._resized_lock = threading.Lock()
         self.names, self.has_sidecar = _list_names(folder)
         if not self.names:
             raise DataError(
@@ -108,12 +124,22 @@ class FolderInput:
         skipped: list[dict[str, object]] = []
         for index in range(start, stop):
             try:
-                images.append(read_image(self.folder / self.names[index], self.channels, self.size))
-                kept.append(index)
+                native = read_native(self.folder / self.names[index], self.channels)
             except DataError as exc:
                 if not self.skip_bad:
                     raise DataError(f"{exc}. Pass --skip-bad to skip unreadable files.") from None
                 skipped.append({"index": index, "source": self.names[index], "reason": str(exc)})
+                continue
+            # Outside the try: an image of the wrong size or colour is readable, so --skip-bad does not hide it.
+            images.append(
+                fit_image(native, self.channels, self.size, self.resize, self.convert_channels, self.names[index])
+            )
+            kept.append(index)
+            if native.shape[1:] != tuple(self.size):
+                with self._resized_lock:
+                    self.resized_count += 1
+                    if not self.resized:
+                        self.resized.append((self.names[index], (native.shape[1], native.shape[2])))
         batch = InputBatch(
             indices=np.asarray(kept, dtype=np.int64),
             images=np.stack(images) if images else np.empty((0, self.channels, *self.size), np.uint8),
@@ -139,10 +165,11 @@ class FolderInput:
 class ArrayInput:
     """The :class:`ImageSet` a dataset loader returned, sliced a batch at a time."""
 
-    def __init__(self, images: ImageSet, dataset: str, size: tuple[int, int]) -> None:
+    def __init__(self, images: ImageSet, dataset: str, size: tuple[int, int], resize: str = "stretch") -> None:
         self.images = images
         self.dataset = dataset
         self.size = size
+        self.resize = resize
         self.description = images.source or dataset
         for key, value in images.annotations.items():
             if not isinstance(value, np.ndarray):
@@ -161,7 +188,12 @@ class ArrayInput:
 
     def read(self, start: int, stop: int, numeric: bool) -> InputBatch:
         # np.asarray on a slice of a memmap reads just these rows from disk.
-        images = resize_uint8(np.ascontiguousarray(self.images.images[start:stop]), self.size)
+        images = np.ascontiguousarray(self.images.images[start:stop])
+        if self.resize == "stretch":
+            images = resize_uint8(images, self.size)
+        elif images.shape[2:] != tuple(self.size):
+            where = f"dataset '{self.dataset}' image {start}"
+            images = np.stack([fit_to_size(image, self.size, self.resize, where) for image in images])
         return InputBatch(
             indices=np.arange(start, stop, dtype=np.int64),
             images=images,
@@ -206,6 +238,8 @@ def open_input(
     size: tuple[int, int],
     skip_bad: bool,
     refiner: Path,
+    resize: str = "stretch",
+    convert_channels: bool = True,
 ) -> FolderInput | ArrayInput:
     """The input at ``path``: streamed from files for an image folder, else via its dataset loader.
 
@@ -216,6 +250,8 @@ def open_input(
         size: the refiner's working (H, W); every input is resized to it.
         skip_bad: skip unreadable images instead of stopping.
         refiner: the refiner file, named in channel-mismatch errors.
+        resize: how an image not at ``size`` reaches it: one of :data:`refinekit.input_fit.RESIZE_MODES`.
+        convert_channels: for image folders, convert colour to gray (or back) instead of refusing.
     """
     from refinekit.loading import detect_dataset
     from refinekit.plugins import get_dataset
@@ -226,7 +262,7 @@ def open_input(
         raise DataError(f"INPUT {path} is an empty folder; point at a folder of images or a dataset")
     name = dataset or detect_dataset(str(path), (FOLDER_DATASET,), name_option="--dataset NAME")
     if name == FOLDER_DATASET:
-        return FolderInput(Path(path), channels, size, skip_bad)
+        return FolderInput(Path(path), channels, size, skip_bad, resize, convert_channels)
     entry = get_dataset(name)
     options = {"skip_bad": True} if skip_bad else {}
     try:
@@ -242,4 +278,4 @@ def open_input(
             f"refiner {refiner} refines {channels}-channel images, but dataset '{name}' delivered "
             f"{images.shape[0]}-channel images from {path}; use a refiner trained on {images.shape[0]}-channel images"
         )
-    return ArrayInput(images, name, size)
+    return ArrayInput(images, name, size, resize)

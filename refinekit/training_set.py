@@ -69,6 +69,8 @@ def make_training_set(
     progress: bool = True,
     channels: int | None = None,
     workers: int | None = None,
+    resize: str = "refuse",
+    convert_channels: bool = False,
 ) -> dict[str, Any]:
     """Refine a registered dataset (or a path) and write it with its labels; resumable, shardable, streaming.
 
@@ -87,8 +89,8 @@ def make_training_set(
         options: the dataset's options, as ``key=value`` strings (``--set``) or a dict: loader options such
             as ``count``, plus ``seed``, ``limit`` and ``path``.
         raw: write the unrefined images (resized to the refiner's working size), to compare with.
-        batch_size, shard_size, shard, fmt, device, precision, skip_bad, progress, channels, workers:
-            as for :func:`refinekit.refine.refine_to_folder`.
+        batch_size, shard_size, shard, fmt, device, precision, skip_bad, progress, channels, workers,
+        resize, convert_channels: as for :func:`refinekit.refine.refine_to_folder`.
 
     Returns:
         The manifest summary (``count``, ``complete``, ``shards``, ...) plus ``metadata``: the
@@ -110,7 +112,7 @@ def make_training_set(
     summary = refine_to_folder(
         refiner_path, input_path, output, batch_size=batch_size, shard_size=shard_size, shard=shard, fmt=fmt,
         dataset=dataset, device=device, precision=precision, skip_bad=skip_bad, progress=progress,
-        channels=channels, workers=workers, source=source, raw=raw,
+        channels=channels, workers=workers, source=source, raw=raw, resize=resize, convert_channels=convert_channels,
     )
     summary["metadata"] = None
     if summary["complete"] and fmt == "png":

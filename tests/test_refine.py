@@ -89,8 +89,8 @@ def test_png_outputs_are_the_refined_inputs_with_sidecars_copied(refiner_file: P
 
 def test_outputs_are_at_the_refiner_working_size(refiner_file: Path, tmp_path: Path) -> None:
     make_folder(tmp_path / "in", 3, size=(70, 110))
-    with pytest.warns(UserWarning, match="rescale any pixel coordinates"):
-        manifest = refine_to_folder(refiner_file, tmp_path / "in", tmp_path / "out", progress=False)
+    with pytest.warns(UserWarning, match=r"3 images .* resized \(--resize stretch\).*x' = x \* 0\.5 \+ 0"):
+        manifest = refine_to_folder(refiner_file, tmp_path / "in", tmp_path / "out", progress=False, resize="stretch")
     assert manifest["count"] == 3
     assert Image.open(tmp_path / "out" / "shard_00000" / "000000.png").size == (55, 35)
 
@@ -148,7 +148,9 @@ def test_loader_input_is_streamed_from_its_arrays_with_annotations(refiner_file,
     np.save(data / "images.npy", images)
     np.save(data / "gaze.npy", gaze)
     out = tmp_path / "out"
-    manifest = refine_to_folder(refiner_file, data, out, shard_size=4, batch_size=3, fmt=fmt, progress=False)
+    manifest = refine_to_folder(
+        refiner_file, data, out, shard_size=4, batch_size=3, fmt=fmt, progress=False, resize="stretch"
+    )
     assert manifest["input"]["dataset"] == "mapped" and manifest["count"] == 9
     if fmt == "png":
         sidecar = json.loads((out / "shard_00002" / "000008.json").read_text())
