@@ -226,13 +226,8 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
 
     path = resolve_refiner(path)
     tensors, metadata = read_file(path, REFINER_FORMAT)
-    try:
-        options = json.loads(metadata["options"])
-        channels = int(metadata["channels"])
-        component = metadata["component"]
-        image_size = tuple(json.loads(metadata["image_size"]))
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata field {exc} is missing or malformed") from None
+    component, options, channels, image_size = refiner_metadata(path, metadata)
+    refuse_nonfinite(path, tensors)
     # An option named ``weights`` points at *starting* weights (e.g. a timm encoder's); the
     # file holds the trained ones, so it is not read again and need not exist any more.
     options.pop("weights", None)
@@ -248,6 +243,77 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
     refiner.requires_grad_(False)
     refiner.register_forward_pre_hook(_refuse_non_float_input)
     return refiner.to(device).eval()
+
+
+MAX_CHANNELS = 4
+MAX_SIDE = 4096
+"""Most pixels per side of a refiner's working size: larger metadata is damage or an attack, not a refiner."""
+
+
+def refiner_metadata(path: Path, metadata: dict[str, str]) -> tuple[str, dict[str, Any], int, tuple[int, int]]:
+    """(component, options, channels, image size) from a refiner file's metadata, each checked against sane bounds.
+
+    The file is untrusted: a size of 40000x40000 would make every input allocate
+    gigabytes, and 0 or negative sizes would make every good image look unreadable.
+    """
+
+    def bad(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: metadata '{key}' is {metadata.get(key)!r}, expected {expected}; the file is damaged or was "
+            "not written by refinekit. Export the refiner again (the run's checkpoint holds its weights)."
+        )
+
+    component = metadata.get("component")
+    if not isinstance(component, str) or not component.strip() or len(component) > 200:
+        raise bad("component", "a registered refiner's name")
+    try:
+        options = json.loads(metadata["options"])
+    except (KeyError, ValueError):
+        raise bad("options", "a JSON object of the refiner's options") from None
+    if not isinstance(options, dict):
+        raise bad("options", "a JSON object of the refiner's options")
+    channels = _bounded_int(metadata.get("channels"), 1, MAX_CHANNELS)
+    if channels is None:
+        raise bad("channels", f"a whole number of image channels in 1..{MAX_CHANNELS}")
+    try:
+        size = json.loads(metadata["image_size"])
+    except (KeyError, ValueError):
+        size = None
+    sides = [_bounded_int(side, 1, MAX_SIDE) for side in size] if isinstance(size, list) and len(size) == 2 else []
+    if len(sides) != 2 or None in sides:
+        raise bad("image_size", f"[height, width], whole numbers of pixels in 1..{MAX_SIDE}")
+    return component, options, channels, (sides[0], sides[1])  # type: ignore[return-value]
+
+
+def _bounded_int(value: Any, low: int, high: int) -> int | None:
+    """``value`` (an int, or its decimal text) if it is a whole number in ``low..high``, else None."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 12:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
+def refuse_nonfinite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinity: they refine every image to black without a word."""
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path}: tensor '{key}' holds NaN or infinite values, so every refined image would be garbage; "
+                "the training diverged or the file is damaged. Use an earlier checkpoint or export."
+            )
+
+
+def read_count(path: Path, metadata: dict[str, str], key: str, default: str | None = None) -> int:
+    """A non-negative whole number (a step, a count) from a checkpoint's metadata, or a CheckpointError naming it."""
+    raw = metadata.get(key, default)
+    value = _bounded_int(raw, 0, 10**12)
+    if value is None:
+        raise CheckpointError(
+            f"{path}: metadata '{key}' is {raw!r}, expected a whole number >= 0; the file is damaged or was not "
+            "written by refinekit. Resume from another checkpoint, or start a new run in another --out folder."
+        )
+    return value
 
 
 def _refuse_non_float_input(refiner: nn.Module, args: tuple[Any, ...]) -> None:

@@ -37,6 +37,7 @@ from refinekit.checkpoint import (
     export_refiner,
     flatten_state,
     load_optimizer_state,
+    read_count,
     read_file,
     unflatten_state,
 )
@@ -582,7 +583,7 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Restore the whole state written by :meth:`save_checkpoint`; each rank takes its own RNGs and buffer."""
         tensors, metadata = read_file(path, CHECKPOINT_FORMAT)
-        saved_world = int(metadata.get("world_size", "1"))
+        saved_world = read_count(path, metadata, "world_size", "1")
         if saved_world != self.topology.world_size:
             raise CheckpointError(
                 f"{path}: written by {saved_world} training process(es) but this run has "
@@ -609,8 +610,8 @@ class Trainer:
                 self.buffer.load_state(
                     {"images": tensors[prefix + "buffer.images"], "size": tensors[prefix + "buffer.size"]}
                 )
-            self.step = int(metadata["step"])
-            self.skipped_steps = int(metadata.get("skipped_steps", "0"))
+            self.step = read_count(path, metadata, "step")  # untrusted: a negative step would rewrite metrics.jsonl
+            self.skipped_steps = read_count(path, metadata, "skipped_steps", "0")
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: does not match this run's networks or settings ({exc})") from None
         if self.config.precision == "auto" and "precision" in metadata:

@@ -55,3 +55,74 @@ def test_output_records_as_a_symlink_is_refused_and_nothing_is_written_through_i
     code, text = refine_cli(str(refiner_file), str(images), str(out))
     assert code == 2 and "symlink" in text and "Traceback" not in text
     assert not any(elsewhere.iterdir())
+
+
+def _rewrite(path: Path, *, metadata: dict[str, str] | None = None, tensor_fill: float | None = None) -> None:
+    """Change a refinekit safetensors file's metadata or poison its first float tensor, as an attacker could."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(str(path))
+    if tensor_fill is not None:
+        key = next(k for k, v in tensors.items() if v.is_floating_point())
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[0] = tensor_fill
+    meta.update(metadata or {})
+    meta = {k: v for k, v in meta.items() if v is not None}
+    save_file(tensors, str(path), metadata=meta)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("image_size", "[40000, 40000]"),
+        ("image_size", "[0, 0]"),
+        ("image_size", "[-5, 7]"),
+        ("image_size", '"35x55"'),
+        ("image_size", "[35]"),
+        ("image_size", "[35.5, 55]"),
+        ("image_size", "[true, 55]"),
+        ("image_size", "not json"),
+        ("image_size", None),
+        ("channels", "0"),
+        ("channels", "99"),
+        ("channels", "three"),
+        ("options", "[1, 2]"),
+        ("options", "{"),
+        ("component", ""),
+    ],
+)
+def test_refiner_metadata_out_of_bounds_is_refused_naming_file_and_key(refiner_file, images, tmp_path, key, value):
+    from refinekit.checkpoint import load_refiner
+    from refinekit.errors import CheckpointError
+
+    _rewrite(refiner_file, metadata={key: value})
+    with pytest.raises(CheckpointError, match=f"{refiner_file}: metadata '{key}' is"):
+        load_refiner(refiner_file)
+    code, text = refine_cli(str(refiner_file), str(images), str(tmp_path / "out"))
+    assert code == 2 and f"metadata '{key}'" in text and "Traceback" not in text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), float("-inf")])
+def test_refiner_weights_holding_nan_or_inf_are_refused_at_load(refiner_file, images, tmp_path, poison):
+    _rewrite(refiner_file, tensor_fill=poison)
+    code, text = refine_cli(str(refiner_file), str(images), str(tmp_path / "out"))
+    assert code == 2 and "NaN or infinite" in text and str(refiner_file) in text, text
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("step", "-3"), ("step", "x"), ("skipped_steps", "-1"), ("step", "1e9")])
+def test_a_checkpoint_with_a_bad_step_is_refused_and_keeps_the_metrics(tiny_domain, tmp_path, key, value):
+    from refinekit.api import train
+    from refinekit.errors import CheckpointError
+
+    out = tmp_path / "run"
+    train("tiny", out)
+    metrics = (out / "metrics.jsonl").read_text()
+    _rewrite(out / "checkpoint.safetensors", metadata={key: value})
+    with pytest.raises(CheckpointError, match=f"metadata '{key}' is '{value}', expected a whole number >= 0"):
+        train("tiny", out, resume=True)
+    assert (out / "metrics.jsonl").read_text() == metrics
