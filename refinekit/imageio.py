@@ -40,6 +40,14 @@ def list_images(folder: Path, what: str = "image-folder") -> list[Path]:
     return found
 
 
+class UnreadableImageError(DataError):
+    """An image file that exists but cannot be decoded; ``path`` and ``reason`` let callers give their own advice."""
+
+    def __init__(self, path: Path, reason: str, advice: str = "delete or replace the file") -> None:
+        super().__init__(f"{path}: not a readable image ({reason}); {advice}")
+        self.path, self.reason = path, reason
+
+
 def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image as uint8 (channels, H, W), resized to ``size`` (H, W) when given."""
     try:
@@ -51,7 +59,7 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -
     except PermissionError:
         raise DataError(f"{path}: permission denied; make the file readable (chmod +r)") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc}); delete or replace the file") from None
+        raise UnreadableImageError(path, str(exc)) from None
     return array
 
 

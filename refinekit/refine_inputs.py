@@ -23,7 +23,7 @@ from PIL import Image
 from refinekit.components.datasets import _read_sidecars as read_sidecars
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
-from refinekit.imageio import IMAGE_SUFFIXES
+from refinekit.imageio import IMAGE_SUFFIXES, UnreadableImageError
 from refinekit.input_fit import fit_image, fit_to_size, read_native
 
 FOLDER_DATASET = "image-folder"
@@ -125,6 +125,15 @@ class FolderInput:
         for index in range(start, stop):
             try:
                 native = read_native(self.folder / self.names[index], self.channels)
+            except UnreadableImageError as exc:
+                if not self.skip_bad:
+                    # Not "delete it": that changes the input listing, and OUTPUT could no longer be finished.
+                    raise UnreadableImageError(
+                        exc.path, exc.reason, "replace it with a readable image and rerun the same command, or rerun "
+                        "it with --skip-bad to skip (and list) unreadable files",
+                    ) from None
+                skipped.append({"index": index, "source": self.names[index], "reason": str(exc)})
+                continue
             except DataError as exc:
                 if not self.skip_bad:
                     raise DataError(f"{exc}. Pass --skip-bad to skip unreadable files.") from None

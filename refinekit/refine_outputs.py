@@ -511,9 +511,26 @@ def build_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, 
         "skipped": sum(s["skipped"] for s in summaries),
         "shards_done": len(summaries),
     }
+    if complete and totals["count"] == 0:
+        _refuse_empty(output, spans, totals["skipped"])
     if complete:
         _stream_manifest(output, {**header, **totals}, spans)
     return {**header, **totals, "shards": summaries, "manifest": str(output / MANIFEST) if complete else None}
+
+
+def _refuse_empty(output: Path, spans: list[tuple[int, int]], skipped: int) -> None:
+    """Every input was skipped: no manifest, and no done-records, so that a rerun tries the inputs again."""
+    reason = "no input"
+    for shard in range(len(spans)):
+        path = output / RECORDS / f"{shard_name(shard)}.json"
+        if reason == "no input":
+            listed = _read_json(path).get("skipped") or [{}]
+            reason = str(listed[0].get("reason", reason)) if isinstance(listed[0], dict) else reason
+        path.unlink(missing_ok=True)
+    raise DataError(
+        f"none of the {skipped} inputs could be read, so {output} holds no image and no manifest was written "
+        f"(first: {reason}). Replace the unreadable files and rerun the same command."
+    )
 
 
 def _stream_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> None:

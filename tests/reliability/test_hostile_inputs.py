@@ -126,3 +126,34 @@ def test_a_checkpoint_with_a_bad_step_is_refused_and_keeps_the_metrics(tiny_doma
     with pytest.raises(CheckpointError, match=f"metadata '{key}' is '{value}', expected a whole number >= 0"):
         train("tiny", out, resume=True)
     assert (out / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_refine_that_wrote_no_image_writes_no_manifest_and_exits_2(refiner_file, images, tmp_path) -> None:
+    for file in images.iterdir():
+        file.write_bytes(b"not a png")
+    out = tmp_path / "out"
+    code, text = refine_cli(str(refiner_file), str(images), str(out), "--skip-bad")
+    assert code == 2 and "none of the 4 inputs could be read" in text and "no manifest" in text, text
+    assert not (out / "manifest.json").exists()
+    rng = np.random.default_rng(0)
+    for file in images.iterdir():  # repaired: the same command now refines them all
+        Image.fromarray(rng.integers(0, 256, SIZE, dtype=np.uint8)).save(file, format="PNG")
+    code, text = refine_cli(str(refiner_file), str(images), str(out), "--skip-bad")
+    assert code == 0 and "Refined 4 images" in text, text
+
+
+@pytest.mark.parametrize("follow", ["replace", "skip-bad"])
+def test_the_advice_for_an_unreadable_input_works_when_followed(refiner_file, images, tmp_path, follow) -> None:
+    out = tmp_path / "out"
+    bad = images / "2.png"
+    bad.write_bytes(b"\x89PNG truncated")
+    code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "1")
+    assert code == 2 and str(bad) in text and "replace it" in text and "--skip-bad" in text, text
+    assert "delete" not in text
+    if follow == "replace":
+        Image.fromarray(np.zeros(SIZE, np.uint8)).save(bad, format="PNG")
+        code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "1")
+        assert code == 0 and "Refined 4 images" in text, text
+    else:
+        code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "1", "--skip-bad")
+        assert code == 0 and "Refined 3 images" in text, text
