@@ -130,15 +130,20 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def prepare(
     config: TrainConfig, out: str | Path, *, resume: bool = False, skip_bad: bool = False,
     callbacks: Sequence[Callable[[Trainer, StepReport], None]] = (),
+    on_stage: Callable[[str], None] | None = None,
 ) -> Trainer:
-    """Load the data and build a :class:`Trainer` (restored from the checkpoint when ``resume``)."""
+    """Load the data and build a :class:`Trainer` (restored from the checkpoint when ``resume``).
+
+    ``on_stage``, when given, hears each stage of the preparation (e.g. ``"preparing synthetic data: eyes-sim"``),
+    so a display can show that a long render is under way.
+    """
     out_dir = Path(out)
     checkpoint = out_dir / CHECKPOINT_NAME
     # One writer per run folder, before anything is read or written there. Under torchrun rank 0 writes
     # for all (the group is not joined yet, so RANK says who that is).
     lock = lock_folder(out_dir, "--out") if os.environ.get("RANK", "0") in ("", "0") else None
     try:
-        trainer = _prepare_locked(config, out_dir, checkpoint, resume, skip_bad, callbacks)
+        trainer = _prepare_locked(config, out_dir, checkpoint, resume, skip_bad, callbacks, on_stage)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -150,7 +155,9 @@ def prepare(
 def _prepare_locked(
     config: TrainConfig, out_dir: Path, checkpoint: Path, resume: bool, skip_bad: bool,
     callbacks: Sequence[Callable[[Trainer, StepReport], None]],
+    on_stage: Callable[[str], None] | None = None,
 ) -> Trainer:
+    say = on_stage or (lambda stage: None)
     if resume:
         if not checkpoint.exists():
             raise CheckpointError(f"--resume: there is no {CHECKPOINT_NAME} in {out_dir}; start without --resume")
@@ -161,10 +168,13 @@ def _prepare_locked(
         )
     # Join torchrun's process group before loading, so rank 0 fills the dataset cache while the others wait.
     distributed.setup(resolve_device(config.device))
+    say(f"preparing synthetic data: {config.synthetic.name} {config.synthetic.path or ''}".rstrip())
     synthetic = load_dataset_cached(config.synthetic, config.image, config.seed, skip_bad)
+    say(f"preparing real data: {config.real.name} {config.real.path or ''}".rstrip())
     # the held-out real images are for evaluation alone: D never sees them (fraction < 1 always leaves some)
     real = load_dataset_cached(config.real, config.image, config.seed + 1, skip_bad)
     rows = training_rows(real, config.real_holdout)
+    say("building the networks")
     trainer = Trainer(config, synthetic, real, out_dir, callbacks=callbacks, real_rows=rows)
     held_out = len(real) - len(rows)
     real_source = f"{real.source}, less {held_out} held out" if held_out else real.source

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import sys
 import warnings
@@ -107,14 +108,16 @@ def run(
         recipe, schedule=schedule, config_file=config_file, overrides=extra, synthetic=synthetic, real=real
     )
     out_dir = out or f"runs/{recipe}"
-    display = TrainingDisplay(console, enabled=not quiet)
+    # Under torchrun rank 0 alone reports (RANK is set before the process group is joined).
+    display = TrainingDisplay(console, enabled=not quiet and os.environ.get("RANK", "0") in ("", "0"))
     callbacks: list[Callable[..., None]] = [display.update]
     if eval_every is not None:
         from refinekit.evaluation.during_training import EvalDuringTraining
         from refinekit.plugins import get_recipe
 
         callbacks.append(EvalDuringTraining(eval_every, get_recipe(recipe).task))
-    trainer = prepare(config, out_dir, resume=resume, skip_bad=skip_bad, callbacks=callbacks)
+    with display.preparing() as on_stage:
+        trainer = prepare(config, out_dir, resume=resume, skip_bad=skip_bad, callbacks=callbacks, on_stage=on_stage)
     if trainer.is_main:
         display.describe(trainer, recipe, schedule or get_recipe(recipe).default_schedule)
     else:  # under torchrun rank 0 alone reports and evaluates; the other ranks only train

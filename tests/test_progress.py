@@ -25,3 +25,71 @@ def test_long_estimates_are_said_in_hours() -> None:
     assert _duration(6.6 * 60) == "6.6 min"
     assert _duration(119 * 60) == "119.0 min"
     assert _duration(160.5 * 3600) == "160.5 h"
+
+
+# -- the display: readable at 80 columns and in a log ---------------------------------------------
+import io
+import re
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from refinekit.progress import ProgressState, TrainingDisplay, _clock
+
+METRICS = {"refiner_reg": 0.1234, "refiner_adv": 0.6931, "discriminator_loss": 1.2, "d_acc_real": 0.51, "d_acc_refined": 0.49}
+
+
+@pytest.mark.parametrize("width", [80, 100, 60])
+def test_the_live_lines_fit_the_terminal_with_bar_step_count_and_eta(width: int) -> None:
+    state = ProgressState(total=6000, step=1234, phase="adversarial", metrics=METRICS, speed=512.3, eta=754)
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    console.print(*state.live_lines(width))
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 2 and all(len(line) <= width for line in lines)
+    assert lines[0].startswith("adversarial") and "━" * 10 in lines[0] and "1234/6000" in lines[0]
+    assert "ETA 12:34" in lines[0]
+    assert "R reg 0.123" in lines[1] and "…" not in lines[1]  # losses are dropped whole, never cut
+
+
+def test_the_live_lines_drop_speed_before_eta_and_eta_before_the_step_count() -> None:
+    state = ProgressState(total=6000, step=1234, phase="refiner-pretrain", speed=512.3, eta=754)
+    line, _ = state.live_lines(48)
+    assert "1234/6000" in line.plain and "img/s" not in line.plain and len(line.plain) <= 48
+
+
+def test_without_a_terminal_a_plain_line_is_printed_every_interval_and_at_phase_changes(tiny_domain, tmp_path) -> None:
+    from refinekit.api import prepare, resolve_config
+    from refinekit.trainer import StepReport
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=False)
+    display = TrainingDisplay(console, plain_every=3600)
+    assert not display.live_mode
+    trainer = prepare(resolve_config("tiny", overrides=SMALL), tmp_path)
+    display.describe(trainer, "tiny", None)
+    with display:
+        for step, phase in [(1, "refiner-pretrain"), (2, "refiner-pretrain"), (5, "discriminator-pretrain"), (12, "adversarial")]:
+            display.update(trainer, StepReport(step, 12, phase, METRICS, 100.0))
+    plain = [line for line in out.getvalue().splitlines() if line.startswith("step ")]
+    # step 1 (first), 5 and 12 (phase changes; 12 is also the last); step 2 is within the hour
+    assert [line.split()[1] for line in plain] == ["1/12", "5/12", "12/12"]
+    assert "D pre-train" in plain[1] and "ETA" in plain[1] and "elapsed" in plain[1] and "\x1b" not in out.getvalue()
+
+
+def test_refinekit_run_into_a_file_prints_data_preparation_and_plain_progress(tiny_domain, tmp_path, monkeypatch) -> None:
+    from refinekit.cli import main
+
+    monkeypatch.setenv("REFINEKIT_PROGRESS_SECONDS", "0")
+    args = ["run", "tiny", "--out", str(tmp_path / "run")] + [x for kv in SMALL for x in ("--set", kv)]
+    result = CliRunner().invoke(main, args)  # CliRunner's output is not a terminal
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "preparing synthetic data: tiny" in text and "preparing real data: tiny" in text and "data ready in" in text
+    steps = re.findall(r"^step (\d+)/12 ", text, flags=re.M)
+    assert steps == [str(i) for i in range(1, 13)]
+    assert text.index("data ready") < text.index("step 1/12") < text.index("Done: 12 steps")
+    assert all(len(line) <= 200 for line in text.splitlines())
+
+
+def test_clock() -> None:
+    assert _clock(59.6) == "1:00" and _clock(3600) == "1:00:00"
