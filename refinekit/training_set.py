@@ -170,8 +170,12 @@ def open_dataset(
         raise ConfigError(f"dataset '{base.get('name')}' with --set {overrides}: {exc}") from None
     entry = get_dataset(config.name)
     if config.name == FOLDER_DATASET and config.path is not None:
-        if config.options:
-            raise ConfigError(f"image-folder streams the files of {config.path} and takes no options, got {config.options}")
+        if config.options or config.limit is not None:
+            given = {**config.options, **({"limit": config.limit} if config.limit is not None else {})}
+            raise ConfigError(
+                f"image-folder refines every image file under {config.path} and takes no options or limit, got "
+                f"{given}; drop those --set options, or copy the images you want into a folder of their own"
+            )
         return FolderInput(Path(config.path), image.channels, (image.height, image.width), skip_bad)
     identity = {"dataset": config.model_dump(mode="json"), "seed": seed, "image": image.model_dump(mode="json")}
     count = _generated_count(entry.factory, config)
