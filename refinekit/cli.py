@@ -292,13 +292,9 @@ def plugins(as_json: bool, requirements: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title="refinekit plugins")
-    for column in ("plugin", "distribution", "version", "hooks", "components"):
-        table.add_column(column)
-    for i in infos:
-        components = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(i.components.items()))
-        table.add_row(i.name, i.distribution, i.version, ", ".join(i.hooks), components)
-    Console().print(table)
+    from refinekit.listing import plugins_table
+
+    Console().print(plugins_table(infos))
 
 
 @main.command()
@@ -317,29 +313,30 @@ def pretrained() -> None:
 
 
 @main.command()
-@click.option("--keys", is_flag=True, help="Also list every configuration key with its type and default.")
+@click.argument("recipe", required=False)
+@click.option(
+    "--keys", is_flag=True,
+    help="Also list every configuration key with its type and default; with RECIPE, the values RECIPE runs with.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_friendly_errors
-def recipes(keys: bool) -> None:
-    """List recipes with a one-line description each."""
-    from refinekit.config import iter_keys
-    from refinekit.plugins import get_registry
+def recipes(recipe: str | None, keys: bool, as_json: bool) -> None:
+    """List recipes with a one-line description each; RECIPE: that recipe alone."""
+    from refinekit.listing import key_rows, keys_table, recipe_rows, recipes_table
+    from refinekit.plugins import get_recipe, get_registry
 
     registry = get_registry()
+    if recipe is not None:
+        get_recipe(recipe)  # an unknown name: the error lists the close matches
+    rows = recipe_rows(registry, [recipe] if recipe is not None else registry.names("recipe"))
+    key_list = key_rows(recipe) if keys else None
+    if as_json:
+        click.echo(json.dumps({"recipes": rows, **({"keys": key_list} if keys else {})}, indent=2))
+        return
     out = Console()
-    table = Table(title="recipes")
-    for column in ("recipe", "plugin", "schedules", "description"):
-        table.add_column(column)
-    for name in registry.names("recipe"):
-        entry = registry.get("recipe", name)
-        table.add_row(name, entry.plugin, ", ".join(sorted(entry.factory.schedules)), entry.description)
-    out.print(table)
-    if keys:
-        key_table = Table(title="configuration keys (--set KEY=VALUE)")
-        for column in ("key", "type", "default", "meaning"):
-            key_table.add_column(column)
-        for row in iter_keys():
-            key_table.add_row(*row)
-        out.print(key_table)
+    out.print(recipes_table(rows))
+    if key_list is not None:
+        out.print(keys_table(key_list, recipe))
 
 
 @main.command()
