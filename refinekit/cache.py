@@ -40,6 +40,7 @@ import numpy as np
 from refinekit import distributed
 from refinekit.config import DatasetConfig, ImageConfig
 from refinekit.data import ImageSet
+from refinekit.file_tree import walk_folder
 from refinekit.loading import load_dataset
 from refinekit.plugins import get_dataset, get_registry
 
@@ -87,22 +88,14 @@ def fingerprint(path: Path) -> str:
         stat = path.stat()
         digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
         return digest.hexdigest()
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(path, followlinks=True):
-        stat = os.stat(root)
-        if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop
-            dirs[:] = []
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        dirs.sort()
-        for name in sorted(files):
-            file = Path(root) / name
+    for part in walk_folder(path):  # the walk of every image-folder reader, so the same files count
+        for name in part.files:
             try:
-                stat = file.stat()
-            except OSError:  # a dangling link: the loader decides what that means
+                stat = os.stat(path / part.prefix / name)
+            except OSError:  # removed since the listing: the loader decides what that means
                 continue
             # surrogateescape: file names that are not UTF-8 (os.walk decodes them with surrogates) must hash too
-            line = f"{file.relative_to(path).as_posix()}\0{stat.st_size} {stat.st_mtime_ns}\n"
+            line = f"{part.prefix}{name}\0{stat.st_size} {stat.st_mtime_ns}\n"
             digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 

@@ -7,37 +7,69 @@ explicitly (not by PIL's defaults, which clip 16-bit data to white).
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refinekit.errors import DataError
+from refinekit.file_tree import Folder, describe_skipped, has_suffix, walk_folder
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 
 
 def list_images(folder: Path, what: str = "image-folder") -> list[Path]:
-    """Image files under ``folder`` (recursively, symlink loops ignored), sorted for a stable order."""
+    """Image files under ``folder`` (recursively, :func:`refinekit.file_tree.walk_folder` order).
+
+    Only regular files are listed; named pipes, sockets, devices, dangling
+    symlinks and unlistable folders are never opened, and a warning lists them.
+    """
     if not folder.exists():
         raise DataError(f"{what}: {folder} does not exist; check the path")
     if not folder.is_dir():
         raise DataError(f"{what}: {folder} is not a folder of images")
     found: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True, onerror=None):
-        stat = os.stat(root)
-        if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop: do not descend again
-            dirs[:] = []
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        dirs.sort()
-        found.extend(Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    skipped: list[tuple[str, str]] = []
+    for part in walk_folder(folder):
+        base = folder / part.prefix if part.prefix else folder
+        found.extend(base / name for name in part.files if has_suffix(name, IMAGE_SUFFIXES))
+        skipped.extend(skipped_images(part))
+    if skipped:
+        warnings.warn(describe_skipped(folder, skipped), stacklevel=2)
     if not found:
         raise DataError(
             f"{what}: {folder} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); check the path"
         )
     return found
+
+
+def skipped_images(part: Folder) -> list[tuple[str, str]]:
+    """What a reader of images skips in ``part`` and should say so: image names that are not regular
+    files, and folders that cannot be listed."""
+    return [(name, why) for name, why in part.others if why.startswith("is a folder") or has_suffix(name, IMAGE_SUFFIXES)]
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file; a named pipe is never waited on.
+
+    The open itself does not block (O_NONBLOCK), and the check is on the opened
+    descriptor, so a file swapped for a FIFO after the folder was listed is refused too.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableImageError(
+                path, "not a regular file: a named pipe, device or socket is never read",
+                "replace it with an image file or move it out of the folder",
+            )
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class UnreadableImageError(DataError):
@@ -51,7 +83,7 @@ class UnreadableImageError(DataError):
 def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image as uint8 (channels, H, W), resized to ``size`` (H, W) when given."""
     try:
-        with Image.open(path) as img:
+        with open_regular(path) as file, Image.open(file) as img:
             img.load()
             array = _to_uint8(img, channels, size)
     except FileNotFoundError:

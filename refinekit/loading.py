@@ -10,6 +10,7 @@ import numpy as np
 from refinekit.config import DatasetConfig, ImageConfig
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
+from refinekit.file_tree import refuse_special
 from refinekit.plugins import get_dataset, get_registry
 
 
@@ -20,6 +21,7 @@ def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--s
     """
     if not Path(path).exists():
         raise DataError(f"{path} does not exist; check the path given to --synthetic / --real")
+    refuse_special(path, "input")
     registry = get_registry()
     ordered = [*candidates, *(n for n in registry.names("dataset") if n not in candidates)]
     for name in ordered:

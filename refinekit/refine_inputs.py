@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +24,8 @@ from PIL import Image
 from refinekit.components.datasets import _read_sidecars as read_sidecars
 from refinekit.data import ImageSet, resize_uint8
 from refinekit.errors import DataError
-from refinekit.imageio import IMAGE_SUFFIXES, UnreadableImageError
+from refinekit.file_tree import describe_skipped, has_suffix, refuse_special, walk_folder
+from refinekit.imageio import IMAGE_SUFFIXES, UnreadableImageError, skipped_images
 from refinekit.input_fit import fit_image, fit_to_size, read_native
 
 FOLDER_DATASET = "image-folder"
@@ -214,29 +216,23 @@ class ArrayInput:
 def _list_names(folder: Path) -> tuple[list[str], bytearray]:
     """Relative image names under ``folder`` and whether each has a ``.json`` sidecar.
 
-    Mirrors :func:`refinekit.imageio.list_images` (sorted, symlink loops
-    skipped) but keeps plain strings instead of ``Path`` objects: a tenth of
-    the memory at a million files, and sidecars are found from the same listing
-    instead of one ``stat`` per image.
+    The walk of :func:`refinekit.imageio.list_images` (the same order, regular
+    files only, a warning listing what was skipped) but keeps plain strings
+    instead of ``Path`` objects: a tenth of the memory at a million files, and
+    sidecars are found from the same listing instead of one ``stat`` per image.
     """
     names: list[str] = []
     has_sidecar = bytearray()
-    seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        stat = os.stat(root)
-        if (stat.st_dev, stat.st_ino) in seen:  # a symlink loop: do not descend again
-            dirs[:] = []
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        dirs.sort()
-        prefix = Path(root).relative_to(folder).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
-        present = set(files)
-        for name in sorted(files):
-            stem, suffix = os.path.splitext(name)
-            if suffix.lower() in IMAGE_SUFFIXES:
-                names.append(prefix + name)
-                has_sidecar.append(stem + ".json" in present)
+    skipped: list[tuple[str, str]] = []
+    for part in walk_folder(folder):
+        present = set(part.files)
+        for name in part.files:
+            if has_suffix(name, IMAGE_SUFFIXES):
+                names.append(part.prefix + name)
+                has_sidecar.append(os.path.splitext(name)[0] + ".json" in present)
+        skipped.extend(skipped_images(part))
+    if skipped:
+        warnings.warn(describe_skipped(folder, skipped), stacklevel=3)
     return names, has_sidecar
 
 
@@ -267,6 +263,7 @@ def open_input(
 
     if not Path(path).exists():
         raise DataError(f"INPUT {path} does not exist; check the path")
+    refuse_special(path, "INPUT")
     if Path(path).is_dir() and not any(Path(path).iterdir()):
         raise DataError(f"INPUT {path} is an empty folder; point at a folder of images or a dataset")
     name = dataset or detect_dataset(str(path), (FOLDER_DATASET,), name_option="--dataset NAME")

@@ -5,6 +5,8 @@ Every case names what was wrong and where, exits 2 through the CLI, and writes n
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from PIL import Image
 from refinekit.checkpoint import export_refiner
 from refinekit.cli import main
 from refinekit.components.refiners import SimGANResNet
-from refinekit.errors import ConfigError
+from refinekit.errors import ConfigError, DataError
 from refinekit.refine import refine_to_folder
 
 SIZE = (35, 55)
@@ -157,3 +159,86 @@ def test_the_advice_for_an_unreadable_input_works_when_followed(refiner_file, im
     else:
         code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "1", "--skip-bad")
         assert code == 0 and "Refined 3 images" in text, text
+
+
+# -- walking input folders: regular files only, everything skipped is listed ----------------------------
+def _hostile_folder(images: Path, tmp_path: Path) -> None:
+    os.mkfifo(images / "x.png")  # opening it for reading would wait forever for a writer
+    (images / "gone.png").symlink_to(tmp_path / "nothing-here.png")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(images / "s.png"))
+    sock.close()
+    Image.fromarray(np.zeros(SIZE, np.uint8)).save(images / "..png", format="PNG")  # a name with no stem is an image
+
+
+def test_refine_never_opens_a_fifo_and_lists_what_it_skipped(refiner_file, images, tmp_path) -> None:
+    _hostile_folder(images, tmp_path)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning) as caught:
+        manifest = refine_to_folder(refiner_file, images, out, progress=False)
+    message = " ".join(str(w.message) for w in caught)
+    assert "skipped 3 entries" in message
+    assert "x.png is a named pipe (FIFO)" in message and "gone.png is a symlink to nothing" in message
+    assert "s.png is a socket" in message
+    assert manifest["complete"] and manifest["count"] == 5  # 4 images and ..png
+
+
+def test_training_reads_the_folder_the_same_way(images, tmp_path) -> None:
+    from refinekit.components.datasets import load_image_folder
+
+    _hostile_folder(images, tmp_path)
+    with pytest.warns(UserWarning, match="skipped 3 entries"):
+        loaded = load_image_folder(str(images), channels=1, size=SIZE, limit=None, seed=0)
+    assert len(loaded) == 5
+
+
+def test_a_fifo_given_as_the_input_itself_is_refused(refiner_file, tmp_path) -> None:
+    os.mkfifo(tmp_path / "x.h5")
+    code, text = refine_cli(str(refiner_file), str(tmp_path / "x.h5"), str(tmp_path / "out"))
+    assert code == 2 and "named pipe" in text, text
+
+
+def test_an_image_swapped_for_a_fifo_after_listing_is_refused_not_waited_on(tmp_path) -> None:
+    from refinekit.imageio import read_image
+
+    os.mkfifo(tmp_path / "late.png")
+    with pytest.raises(DataError, match="late.png: not a readable image .*not a regular file"):
+        read_image(tmp_path / "late.png", 1)
+
+
+def test_an_unlistable_subfolder_is_named_in_the_warning(refiner_file, images, tmp_path) -> None:
+    locked = images / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running as a user who can read any folder")
+        with pytest.warns(UserWarning, match="locked is a folder that cannot be listed"):
+            refine_to_folder(refiner_file, images, tmp_path / "out", progress=False)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_one_walker_serves_every_reader() -> None:
+    import inspect
+
+    from refinekit import cache, imageio, refine_inputs
+
+    for module in (cache, imageio, refine_inputs):
+        assert "os.walk(" not in inspect.getsource(module), module.__name__
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_symlinks_to_no_file_are_skipped_with_a_warning_naming_them(images, tmp_path, kind) -> None:
+    from refinekit.components.datasets import load_image_folder
+
+    if kind == "dangling":
+        (images / "gone.png").symlink_to(tmp_path / "nowhere.png")
+        expected = "gone.png is a symlink to nothing"
+    else:
+        (images / "loop-a.png").symlink_to(images / "loop-b.png")
+        (images / "loop-b.png").symlink_to(images / "loop-a.png")
+        expected = r"loop-a.png cannot be read \(Too many levels of symbolic links\)"
+    with pytest.warns(UserWarning, match=expected):
+        loaded = load_image_folder(str(images), channels=1, size=SIZE, limit=None, seed=0)
+    assert len(loaded) == 4

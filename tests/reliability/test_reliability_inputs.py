@@ -171,14 +171,14 @@ def unreadable_file(tmp, kit, mp):
     locked = folder / "locked.png"
     locked.chmod(0)
     if os.access(locked, os.R_OK):  # running as root
-        real_open = imageio.Image.open
+        real_open = imageio.open_regular
 
         def open_(path, *args, **kwargs):
             if Path(path) == locked:
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
 
-        mp.setattr(imageio.Image, "open", open_)
+        mp.setattr(imageio, "open_regular", open_)
     return _run(tmp, kit, folder)
 
 
@@ -412,8 +412,7 @@ CASES: list[Case] = [
     Case("truncated-jpeg", truncated_jpeg, ("cut.jpg", "not a readable image", "--skip-bad")),
     Case("float-tiff", float_tiff, ("depth.tif", "floating-point images are not supported", "8- or 16-bit")),
     Case("decompression-bomb", decompression_bomb, ("huge.png", "1600000000 pixels", "--skip-bad")),
-    Case("dangling-symlink", dangling_symlink, ("gone.png", "does not exist")),
-    Case("symlink-file-loop", symlink_file_loop, ("loop-a.png", "symbolic links", "--skip-bad")),
+    # dangling-symlink and symlink-file-loop: skipped with a warning that lists them, see test_hostile_inputs.py
     Case("unreadable-file", unreadable_file, ("locked.png", "permission denied", "chmod")),
     Case("non-utf8-file-name", non_utf8_name, ("bad-", ".png", "not a readable image")),
     Case("markup-like-file-name", markup_like_name, ("[red]x[bold].png", "not a readable image")),
