@@ -89,8 +89,19 @@ def make_training_set(
         options: the dataset's options, as ``key=value`` strings (``--set``) or a dict: loader options such
             as ``count``, plus ``seed``, ``limit`` and ``path``.
         raw: write the unrefined images (resized to the refiner's working size), to compare with.
-        batch_size, shard_size, shard, fmt, device, precision, skip_bad, progress, channels, workers,
-        resize, convert_channels: as for :func:`refinekit.refine.refine_to_folder`.
+        batch_size: images per refiner call.
+        shard_size: images per output shard: the unit of resuming and of ``shard``.
+        shard: ``(i, n)``: write only part i of n (default: all, or RANK/WORLD_SIZE under ``torchrun``).
+        fmt: ``png`` (image files plus ``metadata.jsonl``) or ``safetensors`` (one file per shard).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        skip_bad: skip unreadable input files (listed in the manifest) instead of stopping.
+        progress: show a progress bar.
+        channels: the channels the input must have; must be the refiner's.
+        workers: threads decoding and writing images (default: the CPU count, at most 4).
+        resize: for image files not at the working size: ``refuse``, ``stretch``, ``pad`` or ``crop``
+            (see :func:`refinekit.refine.refine_to_folder`).
+        convert_channels: convert image files of the other colour kind instead of refusing them.
 
     Returns:
         The manifest summary (``count``, ``complete``, ``shards``, ...) plus ``metadata``: the
@@ -107,7 +118,9 @@ def make_training_set(
     overrides = _options_dict(options)
     source = None
     if input_path is None or overrides:
-        source = open_dataset(refiner, refiner_path, dataset, input_path, overrides, skip_bad, progress)
+        source = open_dataset(
+            refiner, refiner_path, dataset, input_path, overrides, skip_bad, progress, resize, convert_channels
+        )
     _refuse_mixing(Path(output), raw)
     summary = refine_to_folder(
         refiner_path, input_path, output, batch_size=batch_size, shard_size=shard_size, shard=shard, fmt=fmt,
@@ -129,6 +142,8 @@ def open_dataset(
     overrides: dict[str, Any],
     skip_bad: bool = False,
     progress: bool = True,
+    resize: str = "refuse",
+    convert_channels: bool = False,
 ) -> Any:
     """The input to refine: a streamed image folder, a cached dataset, or a generated one rendered in blocks."""
     from refinekit.cache import load_dataset_cached
@@ -176,7 +191,9 @@ def open_dataset(
                 f"image-folder refines every image file under {config.path} and takes no options or limit, got "
                 f"{given}; drop those --set options, or copy the images you want into a folder of their own"
             )
-        return FolderInput(Path(config.path), image.channels, (image.height, image.width), skip_bad)
+        return FolderInput(
+            Path(config.path), image.channels, (image.height, image.width), skip_bad, resize, convert_channels
+        )
     identity = {"dataset": config.model_dump(mode="json"), "seed": seed, "image": image.model_dump(mode="json")}
     count = _generated_count(entry.factory, config)
     if count is not None and count > BLOCK:
