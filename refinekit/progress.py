@@ -87,7 +87,11 @@ def _duration(seconds: float) -> str:
     return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-PHASE_LABELS = {"refiner-pretrain": "R pre-train", "discriminator-pretrain": "D pre-train", "adversarial": "adversarial"}
+PHASE_LABELS = {
+    "refiner-pretrain": "R pre-train",
+    "discriminator-pretrain": "D pre-train",
+    "adversarial": "adversarial",
+}
 METRIC_LABELS = {
     "refiner_reg": "R reg",
     "refiner_adv": "R adv",

@@ -28,11 +28,36 @@ def sample_grid(synthetic: torch.Tensor, refined: torch.Tensor, real: torch.Tens
     return grid
 
 
+COLUMN_TITLES = (("synthetic", "synth"), ("refined", "refined"), ("|difference| x4", "|diff|"), ("real", "real"))
+"""Each column's title, and a shorter one for narrow images."""
+
+
+def titled(grid: np.ndarray, column_width: int, pad: int) -> np.ndarray:
+    """``grid`` (C, H, W) with a white band on top naming each column (a shorter title where the full one is too wide)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = 18
+    band = Image.new("L", (grid.shape[2], height), 255)
+    draw = ImageDraw.Draw(band)
+    try:
+        font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    for col, titles in enumerate(COLUMN_TITLES):
+        left = pad + col * (column_width + pad)
+        title = next((t for t in titles if draw.textlength(t, font=font) <= column_width), titles[-1])
+        x = left + max((column_width - draw.textlength(title, font=font)) / 2, 0)
+        draw.text((x, 3), title, fill=0, font=font)
+    header = np.broadcast_to(np.asarray(band, dtype=np.uint8), (grid.shape[0], height, grid.shape[2]))
+    return np.concatenate([header, grid], axis=1)
+
+
 def save_sample_grid(path: Path, synthetic: torch.Tensor, refined: torch.Tensor, real: torch.Tensor, scale: int = 3) -> None:
-    """Write :func:`sample_grid` as a PNG, upscaled ``scale`` times so small images are visible."""
+    """Write :func:`sample_grid` as a PNG, upscaled ``scale`` times so small images are visible, its columns titled."""
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = sample_grid(synthetic, refined, real)
-    write_image(path, grid.repeat(scale, axis=1).repeat(scale, axis=2))
+    width = synthetic.shape[-1]
+    write_image(path, titled(grid.repeat(scale, axis=1).repeat(scale, axis=2), width * scale, 2 * scale))
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
@@ -48,6 +73,32 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
     return rows
 
 
+def loss_series(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of ``key``, with a NaN wherever rows without it come between: the line breaks there.
+
+    A phase that does not log ``key`` (e.g. ``refiner_reg`` during D pre-training) is
+    left as a gap, not bridged by a straight line that no step ever logged.
+
+    Examples:
+        >>> loss_series([{"step": 1, "a": 1.0}, {"step": 2}, {"step": 3, "a": 2.0}], "a")
+        ([1, 2, 3], [1.0, nan, 2.0])
+    """
+    steps: list[float] = []
+    values: list[float] = []
+    gap = False
+    for row in rows:
+        if key not in row:
+            gap = bool(steps)
+            continue
+        if gap:
+            steps.append(row["step"] - 1)
+            values.append(float("nan"))
+            gap = False
+        steps.append(row["step"])
+        values.append(row[key])
+    return steps, values
+
+
 def plot_losses(metrics_path: Path, out: Path) -> None:
     """Plot every loss and D accuracy in metrics.jsonl against the step."""
     rows = read_metrics(metrics_path)
@@ -61,13 +112,13 @@ def plot_losses(metrics_path: Path, out: Path) -> None:
     keys = sorted({k for r in rows for k in r if k.endswith("loss") or k.startswith("refiner_") or k.startswith("d_acc")})
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for key in keys:
-        points = [(r["step"], r[key]) for r in rows if key in r]
         axis = ax_acc if key.startswith("d_acc") else ax_loss
-        axis.plot(*zip(*points), label=key)
+        axis.plot(*loss_series(rows, key), label=key)
     ax_loss.set(xlabel="step", ylabel="loss", title="losses")
     ax_acc.set(xlabel="step", ylabel="share of patches", title="discriminator accuracy", ylim=(0, 1))
     for axis in (ax_loss, ax_acc):
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
