@@ -6,15 +6,13 @@ Importing refinekit loads no plugin and starts nothing; plugins load on first us
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("refinekit")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
-from refinekit.api import resolve_config, train
-from refinekit.checkpoint import load_refiner
-from refinekit.data import ImageSet
 from refinekit.errors import (
     CheckpointError,
     ConfigError,
@@ -24,20 +22,64 @@ from refinekit.errors import (
     RefinekitError,
     UnknownNameError,
 )
-from refinekit.evaluation import evaluate
-from refinekit.plugins import (
-    create_discriminator,
-    create_refiner,
-    create_regularizer,
-    list_datasets,
-    list_discriminators,
-    list_recipes,
-    list_refiners,
-    list_regularizers,
-)
-from refinekit.recipes import Recipe
-from refinekit.refined_dataset import RefinedBatches, RefinedDataset
-from refinekit.training_set import TrainingSet, make_training_set
+
+# Re-exported lazily (PEP 562): ``import refinekit`` must not import torch, which takes seconds; a
+# Ctrl-C during that import would otherwise end every command with a traceback instead of exit 130.
+_LAZY = {
+    "resolve_config": "refinekit.api",
+    "train": "refinekit.api",
+    "load_refiner": "refinekit.checkpoint",
+    "ImageSet": "refinekit.data",
+    "evaluate": "refinekit.evaluation",
+    "create_discriminator": "refinekit.plugins",
+    "create_refiner": "refinekit.plugins",
+    "create_regularizer": "refinekit.plugins",
+    "list_datasets": "refinekit.plugins",
+    "list_discriminators": "refinekit.plugins",
+    "list_recipes": "refinekit.plugins",
+    "list_refiners": "refinekit.plugins",
+    "list_regularizers": "refinekit.plugins",
+    "Recipe": "refinekit.recipes",
+    "RefinedBatches": "refinekit.refined_dataset",
+    "RefinedDataset": "refinekit.refined_dataset",
+    "TrainingSet": "refinekit.training_set",
+    "make_training_set": "refinekit.training_set",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'refinekit' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from refinekit.api import resolve_config, train
+    from refinekit.checkpoint import load_refiner
+    from refinekit.data import ImageSet
+    from refinekit.evaluation import evaluate
+    from refinekit.plugins import (
+        create_discriminator,
+        create_refiner,
+        create_regularizer,
+        list_datasets,
+        list_discriminators,
+        list_recipes,
+        list_refiners,
+        list_regularizers,
+    )
+    from refinekit.recipes import Recipe
+    from refinekit.refined_dataset import RefinedBatches, RefinedDataset
+    from refinekit.training_set import TrainingSet, make_training_set
 
 __all__ = [
     "CheckpointError",
