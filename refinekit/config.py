@@ -12,11 +12,33 @@ import difflib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from refinekit.errors import ConfigError
+
+
+MAX_SIDE = 4096
+"""Most pixels per image side (as for exported refiners, :data:`refinekit.checkpoint.MAX_SIDE`)."""
+MAX_BATCH = 65536
+MAX_BUFFER = 10_000_000
+MAX_BUFFER_BYTES = 16 * 2**30
+MAX_WIDTH = 4096
+_WIDTH_OPTIONS = ("features", "decoder_features", "blocks")
+"""Component options that are layer widths or counts, whatever the component: whole numbers in 1..MAX_WIDTH."""
+
+_Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+def _check_widths(key: str, options: dict[str, Any]) -> None:
+    for name in _WIDTH_OPTIONS:
+        if name in options:
+            value = options[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
+                raise ValueError(
+                    f"'{key}.options.{name}' must be a whole number in 1..{MAX_WIDTH} (got {value!r})"
+                )
 
 
 class _Strict(BaseModel):
@@ -43,8 +65,8 @@ class ImageConfig(_Strict):
     """The working image shape; every loader delivers images of this shape."""
 
     channels: Literal[1, 3] = Field(default=1, description="1 for grayscale, 3 for RGB.")
-    height: int = Field(default=35, ge=8, description="Image height in pixels (paper: 35).")
-    width: int = Field(default=55, ge=8, description="Image width in pixels (paper: 55).")
+    height: int = Field(default=35, ge=8, le=MAX_SIDE, description="Image height in pixels (paper: 35).")
+    width: int = Field(default=55, ge=8, le=MAX_SIDE, description="Image width in pixels (paper: 55).")
 
 
 class ScheduleConfig(_Strict):
@@ -64,7 +86,7 @@ class OptimConfig(_Strict):
     lr_refiner: float = Field(default=0.001, gt=0, description="Refiner learning rate (paper: 0.001).")
     lr_discriminator: float = Field(default=0.001, gt=0, description="Discriminator learning rate.")
     momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD momentum.")
-    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam betas.")
+    betas: tuple[_Beta, _Beta] = Field(default=(0.5, 0.999), description="Adam betas, each in [0, 1).")
 
 
 class AdversarialConfig(_Strict):
@@ -112,8 +134,12 @@ class TrainConfig(_Strict):
         description="lambda for the self-regularisation term, as a weight on the per-pixel *mean* L1 "
         "(see docs: converting from the paper's per-sum lambda).",
     )
-    batch_size: int = Field(default=64, ge=2, description="Images per step; D sees half current, half history.")
-    buffer_size: int = Field(default=6400, ge=0, description="Image history buffer size B (0 disables it).")
+    batch_size: int = Field(
+        default=64, ge=2, le=MAX_BATCH, description="Images per step; D sees half current, half history."
+    )
+    buffer_size: int = Field(
+        default=6400, ge=0, le=MAX_BUFFER, description="Image history buffer size B (0 disables it)."
+    )
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     refiner_ema: float = Field(
         default=0.0,
@@ -157,6 +183,16 @@ class TrainConfig(_Strict):
             raise ValueError(
                 f"buffer_size ({self.buffer_size}) must be 0 or at least batch_size/2 ({self.batch_size // 2})"
             )
+        image = self.image
+        buffer_bytes = self.buffer_size * image.channels * image.height * image.width  # uint8 on the device
+        if buffer_bytes > MAX_BUFFER_BYTES:
+            raise ValueError(
+                f"buffer_size ({self.buffer_size}) images of {image.channels}x{image.height}x{image.width} would take "
+                f"{buffer_bytes / 2**30:.1f} GiB; the most is {MAX_BUFFER_BYTES / 2**30:.0f} GiB. Lower buffer_size "
+                "(the paper's is 100 batches)"
+            )
+        for key in ("refiner", "discriminator", "regularizer"):
+            _check_widths(key, getattr(self, key).options)
         return self
 
 
@@ -270,6 +306,9 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
     """``'auto' | 'cpu'`` for a Literal, ``int, >= 0`` for a bounded int, else the annotation as written."""
     if get_origin(annotation) is Literal:
         text = " | ".join(repr(v) for v in get_args(annotation))
+    elif get_origin(annotation) is tuple:  # tuple[Annotated[float, bounds], ...]: the bounds are in the description
+        text = "tuple[" + ", ".join(getattr(get_args(a)[0] if get_origin(a) is Annotated else a, "__name__", str(a))
+                                    for a in get_args(annotation)) + "]"
     elif get_origin(annotation) is None and hasattr(annotation, "__name__"):
         text = annotation.__name__
     else:

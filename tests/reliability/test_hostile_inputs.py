@@ -242,3 +242,28 @@ def test_symlinks_to_no_file_are_skipped_with_a_warning_naming_them(images, tmp_
     with pytest.warns(UserWarning, match=expected):
         loaded = load_image_folder(str(images), channels=1, size=SIZE, limit=None, seed=0)
     assert len(loaded) == 4
+
+
+# -- bounds in the configuration ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("optim.betas=[2,3]", "'optim.betas.0'"),
+        ("optim.betas=[0.5,-0.1]", "'optim.betas.1'"),
+        ("buffer_size=1e11", "'buffer_size'"),
+        ("buffer_size=9000000", "buffer_size (9000000) images"),  # in bounds as a count, not as memory at 64x64
+        ("batch_size=10000000", "'batch_size'"),
+        ("refiner.options.features=0", "'refiner.options.features'"),
+        ("refiner.options.features=-3", "'refiner.options.features'"),
+        ("refiner.options.blocks=1e9", "'refiner.options.blocks'"),
+        ("discriminator.options.features=true", "'discriminator.options.features'"),
+        ("image.height=60000", "'image.height'"),
+        ("image.width=60000", "'image.width'"),
+    ],
+)
+def test_out_of_bounds_settings_are_refused_naming_the_key(tmp_path, setting, named) -> None:
+    args = ["run", "simgan", "--out", str(tmp_path / "run"), "--quiet", "--set", "image.height=64",
+            "--set", "image.width=64", "--set", setting]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "run").exists()
