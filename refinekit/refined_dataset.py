@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -64,15 +65,42 @@ class _Refine:
         self._size_warned = False
 
     def replace(self, item: Any, batched: bool) -> Any:
+        image, put = self.locate(item, batched)
+        return put(self.refine(image, batched))
+
+    def replace_many(self, items: list[Any]) -> list[Any]:
+        """``replace`` for each item, with all images refined in one call when they stack (same shape and kind)."""
+        located = [self.locate(item, batched=False) for item in items]
+        images = [image for image, _ in located]
+        first = images[0] if images else None
+        stackable = len(images) > 1 and all(
+            isinstance(image, (torch.Tensor, np.ndarray))
+            and type(image) is type(first)
+            and image.shape == first.shape
+            and image.dtype == first.dtype
+            for image in images
+        )
+        if not stackable:
+            return [put(self.refine(image, batched=False)) for image, put in located]
+        if isinstance(first, np.ndarray):
+            refined = self.refine(np.stack(images), batched=True)
+        else:
+            refined = self.refine(torch.stack(images), batched=True)
+        return [put(refined[k]) for k, (_, put) in enumerate(located)]
+
+    def locate(self, item: Any, batched: bool) -> tuple[Any, Callable[[Any], Any]]:
+        """The image in ``item``, and a function that gives ``item`` back with another image in its place."""
         if isinstance(item, dict):
             key = "image" if self.image_key is None else self.image_key
             if key not in item:
                 raise DataError(f"the item has no key {key!r} (its keys: {sorted(map(str, item))}); pass image_key=...")
-            return {**item, key: self.refine(item[key], batched)}
+            return item[key], lambda image: {**item, key: image}
         if isinstance(item, (tuple, list)):
-            key = 0 if self.image_key is None else self.image_key
-            if not isinstance(key, int) or not -len(item) <= key < len(item):
-                raise DataError(f"image_key={key!r} does not index an item of {len(item)} fields; pass an int position")
+            index = 0 if self.image_key is None else self.image_key
+            if not isinstance(index, int) or not -len(item) <= index < len(item):
+                raise DataError(
+                    f"image_key={index!r} does not index an item of {len(item)} fields; pass an int position"
+                )
             if self.image_key is None and not _looks_like_image(item[0], batched):
                 found = next((i for i, field in enumerate(item) if _looks_like_image(field, batched)), None)
                 where = f"; the image looks like field {found}: pass image_key={found}" if found is not None else ""
@@ -80,16 +108,20 @@ class _Refine:
                     f"field 0 of the {type(item).__name__} item is {_a(item[0])}, not an image; "
                     f"image_key (default 0) says which field is the image{where}"
                 )
-            fields = list(item)
-            fields[key] = self.refine(item[key], batched)
-            if hasattr(item, "_fields"):  # a namedtuple
-                return type(item)(*fields)
-            return type(item)(fields)
+
+            def put(image: Any) -> Any:
+                fields = list(item)
+                fields[index] = image
+                if hasattr(item, "_fields"):  # a namedtuple
+                    return type(item)(*fields)
+                return type(item)(fields)
+
+            return item[index], put
         if self.image_key is not None:
             raise DataError(
                 f"image_key={self.image_key!r} was given, but the item is a {type(item).__name__}, not a dict or tuple"
             )
-        return self.refine(item, batched)
+        return item, lambda image: image
 
     def refine(self, image: Any, batched: bool) -> Any:
         is_array = isinstance(image, np.ndarray)
@@ -137,6 +169,27 @@ class _Refine:
             )
 
 
+@contextmanager
+def _one_cpu_thread(refiner: nn.Module) -> Iterator[None]:
+    """Run a one-image refiner call on one CPU thread.
+
+    For a single small image, torch's default of one thread per core mostly
+    adds synchronisation: on a busy 2-core machine one item took about 8 times
+    longer on 2 threads than on 1 (issue 16). DataLoader workers already use one
+    thread each; this does the same for ``refined[i]`` in the main process.
+    """
+    param = next(refiner.parameters(), None)
+    threads = torch.get_num_threads()
+    if (param is not None and param.device.type != "cpu") or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _looks_like_image(value: Any, batched: bool) -> bool:
     return isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim >= (3 if batched else 2)
 
@@ -152,9 +205,13 @@ def _a(value: Any) -> str:
 class RefinedDataset(Dataset):
     """A dataset whose items are ``dataset``'s items with the image refined, other fields unchanged.
 
-    One refiner call per item: simple, and fine on a CPU or with small images.
-    On a GPU prefer :class:`RefinedBatches` (or :func:`refinekit.refine.refine_batch`
-    on collated batches). With DataLoader workers the refiner is copied into
+    A DataLoader fetches a whole batch of items at once (``__getitems__``), and
+    they are refined in one refiner call, which is many times faster than one
+    call per item on a CPU. Indexing one item (``refined[i]``) runs the refiner
+    on that image alone, on one CPU thread: for a single small image more
+    threads only add overhead. On a GPU :class:`RefinedBatches` (or
+    :func:`refinekit.refine.refine_batch` on collated batches) keeps the refiner
+    in the main process. With DataLoader workers the refiner is copied into
     each worker; keep it on the CPU then.
 
     Args:
@@ -196,7 +253,13 @@ class RefinedDataset(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        return self._refine.replace(self.dataset[index], batched=False)
+        with _one_cpu_thread(self._refine.refiner):
+            return self._refine.replace(self.dataset[index], batched=False)
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """The items at ``indices``, their images refined in one call: what a DataLoader asks for per batch."""
+        items = [self.dataset[i] for i in indices]
+        return self._refine.replace_many(items)
 
 
 class RefinedBatches:

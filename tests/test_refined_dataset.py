@@ -202,3 +202,41 @@ def test_channels_last_images_and_label_first_tuples_get_errors_that_say_what_to
         next(iter(RefinedBatches(collated, IdentityRefiner())))
     with pytest.raises(DataError, match="^the IdentityRefiner refiner refines 1-channel images"):
         RefinedDataset([torch.zeros(3, *SIZE)], IdentityRefiner())[0]
+
+
+class CountingRefiner(IdentityRefiner):
+    """Counts its calls and the torch threads each ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((len(x), torch.get_num_threads()))
+        return super().forward(x)
+
+
+def test_a_dataloader_batch_is_refined_in_one_call_and_equals_per_item_refinement() -> None:
+    items = EyeItems(count=8)
+    refiner = CountingRefiner()
+    batch = next(iter(DataLoader(RefinedDataset(items, refiner), batch_size=8, num_workers=0)))
+    assert refiner.calls == [(8, torch.get_num_threads())], "one refiner call for the whole batch"
+    assert torch.equal(batch["image"], items.images) and torch.equal(batch["gaze"], items.gaze)
+    assert batch["name"] == [f"eye{i}" for i in range(8)]
+    arrays = RefinedDataset(EyeItems(count=3, kind="array"), refiner).__getitems__([0, 2])
+    assert isinstance(arrays[0], np.ndarray) and np.array_equal(arrays[1], items.images[2].numpy())
+    mixed = RefinedDataset([torch.zeros(1, 8, 8, dtype=torch.uint8), torch.zeros(1, *SIZE, dtype=torch.uint8)], refiner)
+    with pytest.warns(UserWarning, match="trained at"):
+        assert [tuple(x.shape) for x in mixed.__getitems__([0, 1])] == [(1, 8, 8), (1, *SIZE)]  # one by one
+
+
+def test_one_item_is_refined_on_one_cpu_thread_and_the_thread_count_is_restored() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        refiner = CountingRefiner()
+        RefinedDataset(EyeItems(count=2), refiner)[0]
+        assert refiner.calls == [(1, 1)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
