@@ -6,6 +6,7 @@ Every :class:`RefinekitError` becomes one paragraph on stderr and exit code 2;
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -43,6 +44,16 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             console.print("Interrupted.", highlight=False)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as exc:
+            if debug or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = f" while writing {exc.filename}" if exc.filename else ""
+            message = (
+                f"no space left on the device{where} ({exc.strerror}). What was finished is kept (checkpoints, "
+                "refined shards); free some space, then rerun the same command (add --resume to continue a run)."
+            )
+            console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_USAGE)
 
     return wrapper
 

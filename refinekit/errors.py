@@ -30,6 +30,10 @@ class CheckpointError(RefinekitError):
     """A checkpoint or exported refiner cannot be read or does not fit."""
 
 
+class DiskFullError(RefinekitError):
+    """The disk (or quota) filled up while writing; what was finished is kept."""
+
+
 class FolderBusyError(RefinekitError):
     """Another process is writing into the same output folder (its lock names it)."""
 

@@ -22,6 +22,8 @@ manifest is checked to lie inside OUTPUT before it is used.
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -33,13 +35,13 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from threading import Lock
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from refinekit.errors import ConfigError, DataError, FolderBusyError
+from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
 from refinekit.folder_lock import (
     FolderLock,
     LockGroup,
@@ -50,6 +52,7 @@ from refinekit.folder_lock import (
 )
 from refinekit.refine_inputs import InputBatch
 
+T = TypeVar("T")
 OUTPUT_FORMAT = "refinekit.refined"
 SHARD_FORMAT = "refinekit.refined-shard"
 FORMAT_VERSION = "1"
@@ -102,6 +105,30 @@ def _outside(name: Any, problem: str, root: Path, where: Path) -> DataError:
     )
 
 
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def reports_full_disk(function: Callable[..., T]) -> Callable[..., T]:
+    """Turn a full disk (or quota) while ``function`` writes into a :class:`DiskFullError` that says what to do."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno not in FULL_DISK:
+                raise
+            where = exc.filename or next((a for a in args if isinstance(a, Path)), None)
+            where = where or getattr(args[0] if args else None, "output", "OUTPUT")
+            raise DiskFullError(
+                f"no space left on the device while writing {where}; finished shards are kept. Free some space, "
+                "then rerun the same command to finish the rest"
+            ) from None
+
+    return wrapper
+
+
+@reports_full_disk
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that ``path`` is either absent/old or complete, never half-written."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -287,6 +314,7 @@ class ShardWriter:
         if fmt == "png":
             self.tmp.mkdir()
 
+    @reports_full_disk
     def write(self, batch: InputBatch, refined: np.ndarray) -> None:
         """Add refined uint8 (n, C, H, W) images for ``batch``'s inputs."""
         part = _Part(batch.indices.tolist(), batch.sources, _annotation_keys(batch), [])
@@ -306,6 +334,7 @@ class ShardWriter:
         (self.tmp / name).write_bytes(data)
         return {"name": f"{self.name}/{name}", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
+    @reports_full_disk
     def commit(self, skipped: list[dict[str, Any]]) -> dict[str, Any]:
         """Move the shard into place, then write its done-record (last, atomically)."""
         parts = sorted(self._parts, key=lambda p: p.indices[0] if p.indices else -1)
@@ -533,6 +562,7 @@ def _refuse_empty(output: Path, spans: list[tuple[int, int]], skipped: int) -> N
     )
 
 
+@reports_full_disk
 def _stream_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> None:
     """Write the manifest record by record (already checked, files included, by :func:`build_manifest`)."""
     path = output / MANIFEST

@@ -267,3 +267,45 @@ def test_out_of_bounds_settings_are_refused_naming_the_key(tmp_path, setting, na
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+# -- a full disk ------------------------------------------------------------------------------------
+def test_a_full_disk_during_refine_exits_2_and_keeps_finished_shards(refiner_file, images, tmp_path, monkeypatch):
+    import errno
+
+    from refinekit.refine_outputs import ShardWriter
+
+    out = tmp_path / "out"
+    real_put = ShardWriter._put
+
+    def put(self, name, data):
+        if self.shard >= 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(self, name, data)
+
+    monkeypatch.setattr(ShardWriter, "_put", put)
+    code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "2")
+    said = " ".join(text.split())
+    assert code == 2 and "no space left on the device" in said and "finished shards are kept" in said, text
+    assert "Traceback" not in text and (out / "records" / "shard_00000.json").exists()
+    assert not list(out.glob(".shard_*"))  # the half-written shard was cleared
+    monkeypatch.setattr(ShardWriter, "_put", real_put)  # space freed: the same command finishes
+    code, text = refine_cli(str(refiner_file), str(images), str(out), "--shard-size", "2")
+    assert code == 0 and "Refined 4 images" in text, text
+
+
+def test_a_full_disk_when_a_run_starts_exits_2_with_advice(tiny_domain, tmp_path, monkeypatch) -> None:
+    import errno
+
+    real_write = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name == "config.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    result = CliRunner().invoke(main, ["run", "tiny", "--out", str(tmp_path / "run"), "--quiet"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no space left on the device" in said and "free some space" in said, said
+    assert "Traceback" not in result.output
