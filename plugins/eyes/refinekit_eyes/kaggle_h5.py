@@ -93,9 +93,17 @@ def _read(
     keep = choose(len(names), limit, seed)
     images, rows = [], []
     for index in keep:
-        item = group[names[index]]
-        image = np.asarray(item) if isinstance(item, h5py.Dataset) else None
-        problem = _problem(image)
+        try:
+            item = group[names[index]]
+        except (KeyError, OSError):  # a soft or external link to nothing: h5py cannot open the member
+            problem = "is a link to nothing (a dangling soft or external link)"
+        else:
+            image = np.asarray(item) if isinstance(item, h5py.Dataset) else None
+            problem = _problem(image)
+        if problem is None and look_vec is not None and not np.isfinite(look_vec[index]).all():
+            problem = f"has a NaN or infinite 'look_vec' (row {index}: {look_vec[index].tolist()})"
+        elif problem is None and look_vec is not None and not np.linalg.norm(look_vec[index]) > 0:
+            problem = f"has a zero 'look_vec' (row {index}), which gives no gaze direction"
         if problem:
             skip.bad(f"{file.name}:image/{names[index]}", problem)
             continue
@@ -128,8 +136,8 @@ def _problem(image: np.ndarray | None) -> str | None:
         return "is not a dataset"
     if image.dtype != np.uint8:
         return f"is {image.dtype}, expected uint8"
-    if image.ndim == 2:
-        return None
-    if image.ndim == 3 and image.shape[2] in (1, 3):
-        return None
-    return f"has shape {image.shape}, expected (H, W) or (H, W, 1|3)"
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+        return f"has shape {image.shape}, expected (H, W) or (H, W, 1|3)"
+    if 0 in image.shape[:2]:
+        return f"has shape {image.shape}: an image of no pixels"
+    return None

@@ -226,7 +226,11 @@ def _eye_arrays(image: np.ndarray, gaze: np.ndarray, pose: np.ndarray, eye: str)
     for field, values in (("gaze", gaze), ("pose", pose)):
         if values.dtype.kind not in "fiu" or values.size % 3:
             raise BadFile(f"has 'data.{eye}.{field}' of {values.dtype} {values.shape}, expected numbers (N, 3)")
-        vectors.append(values.reshape(-1, 3).astype(np.float32))
+        rows = values.reshape(-1, 3).astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if len(bad):
+            raise BadFile(f"has NaN or infinity in 'data.{eye}.{field}' row {bad[0]} ({rows[bad[0]].tolist()})")
+        vectors.append(rows)
     return EyeArrays(image, vectors[0], vectors[1])
 
 

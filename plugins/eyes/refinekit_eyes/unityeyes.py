@@ -116,6 +116,7 @@ def load_unityeyes(
             record = parse_annotation(json_path)
             counts = _check_counts(record, counts)
             image = _read_pair_image(json_path, channels)
+            _check_inside(record, image.shape[1], image.shape[2])
         except BadFile as bad:
             skip.bad(json_path.name, bad.reason)
             continue
@@ -154,6 +155,20 @@ def parse_annotation(json_path: Path) -> UnityEyesRecord:
         look_vec=look_vec,
         head_pose=head_pose,
     )
+
+
+def _check_inside(record: UnityEyesRecord, height: int, width: int) -> None:
+    """Refuse points far outside the image: a crop box around them would need unbounded memory.
+
+    An eye at the image border is fine (the crop repeats edge pixels); points
+    more than an image size beyond the border are a damaged file.
+    """
+    for name, points in (("interior_margin_2d", record.margin), ("caruncle_2d", record.caruncle),
+                         ("iris_2d", record.iris)):
+        if (np.abs(points[:, 0] - width / 2) > 1.5 * width).any() or (np.abs(points[:, 1] - height / 2) > 1.5 * height).any():
+            raise BadFile(
+                f"has '{name}' points far outside its {width}x{height} image (e.g. {points[np.argmax(np.abs(points).max(axis=1))].tolist()})"
+            )
 
 
 def flip_to_y_down(record: UnityEyesRecord, height: int) -> UnityEyesRecord:
