@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from refinekit.config import check_widths
 from refinekit.errors import CheckpointError, DataError
 
 CHECKPOINT_FORMAT = "refinekit.checkpoint"
@@ -272,6 +273,10 @@ def refiner_metadata(path: Path, metadata: dict[str, str]) -> tuple[str, dict[st
         raise bad("options", "a JSON object of the refiner's options") from None
     if not isinstance(options, dict):
         raise bad("options", "a JSON object of the refiner's options")
+    try:
+        check_widths("refiner", options)  # 'features': 10**9 would allocate without bound
+    except ValueError as exc:
+        raise bad("options", f"options within bounds ({exc})") from None
     channels = _bounded_int(metadata.get("channels"), 1, MAX_CHANNELS)
     if channels is None:
         raise bad("channels", f"a whole number of image channels in 1..{MAX_CHANNELS}")

@@ -31,7 +31,7 @@ _WIDTH_OPTIONS = ("features", "decoder_features", "blocks")
 _Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
-def _check_widths(key: str, options: dict[str, Any]) -> None:
+def check_widths(key: str, options: dict[str, Any]) -> None:
     for name in _WIDTH_OPTIONS:
         if name in options:
             value = options[name]
@@ -192,7 +192,7 @@ class TrainConfig(_Strict):
                 "(the paper's is 100 batches)"
             )
         for key in ("refiner", "discriminator", "regularizer"):
-            _check_widths(key, getattr(self, key).options)
+            check_widths(key, getattr(self, key).options)
         return self
 
 

@@ -92,6 +92,7 @@ def _rewrite(path: Path, *, metadata: dict[str, str] | None = None, tensor_fill:
         ("channels", "99"),
         ("channels", "three"),
         ("options", "[1, 2]"),
+        ("options", '{"features": 1000000000, "blocks": 1}'),
         ("options", "{"),
         ("component", ""),
     ],
