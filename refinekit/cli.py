@@ -351,6 +351,25 @@ def recipes(recipe: str | None, keys: bool, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly_errors
+def datasets(name: str | None, as_json: bool) -> None:
+    """List dataset loaders and their options; NAME: that loader's options in full."""
+    from refinekit.listing import dataset_rows, datasets_listing
+    from refinekit.plugins import get_dataset, get_registry
+
+    registry = get_registry()
+    if name is not None:
+        get_dataset(name)  # an unknown name: the error lists the close matches
+    rows = dataset_rows(registry, [name] if name is not None else registry.names("dataset"))
+    if as_json:
+        click.echo(json.dumps({"datasets": rows}, indent=2))
+        return
+    Console().print(datasets_listing(rows, detailed=name is not None))
+
+
+@main.command()
 @click.argument("source", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("target", metavar="OUT", type=click.Path(dir_okay=False))
 @click.option("--refiner", "refiner_name", required=True, help="Registered refiner the weights belong to.")

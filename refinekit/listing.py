@@ -150,3 +150,95 @@ def keys_table(rows: list[dict[str, str]], recipe: str | None = None) -> Records
             for r in rows
         ]
     return Records(title, records)
+
+
+_LOADER_ARGUMENTS = frozenset({"path", "channels", "size", "limit", "seed", "skip_bad"})
+"""What the core passes every loader; the other parameters are the loader's own options."""
+
+
+def _documented_args(doc: str | None) -> dict[str, str]:
+    """``{name: text}`` from a Google-style ``Args:`` block (continuation lines joined)."""
+    found: dict[str, str] = {}
+    current, indent = None, None
+    in_args = False
+    for line in (doc or "").splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Options:"):
+            in_args, indent = True, None
+            continue
+        if not in_args:
+            continue
+        if not stripped:
+            current = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent or (stripped.endswith(":") and depth <= indent and " " not in stripped):
+            in_args = False
+            continue
+        name, sep, text = stripped.partition(":")
+        if depth == indent and sep and name.replace("_", "").replace("*", "").isalnum():
+            current = name.strip("*").split(" ")[0]
+            found[current] = text.strip()
+        elif current is not None:
+            found[current] = f"{found[current]} {stripped}".strip()
+    return found
+
+
+def dataset_options(factory: Any) -> list[dict[str, str]]:
+    """A loader's own options (name, default, type, meaning), from its signature and docstring."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return []
+    documented = _documented_args(inspect.getdoc(factory))
+    options = []
+    for position, (name, param) in enumerate(signature.parameters.items()):
+        if position == 0 or name in _LOADER_ARGUMENTS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = "required" if param.default is param.empty else repr(param.default)
+        kind = "" if param.annotation is param.empty else getattr(param.annotation, "__name__", str(param.annotation))
+        options.append({"name": name, "default": default, "type": kind, "meaning": documented.get(name, "")})
+    return options
+
+
+def dataset_rows(registry: Any, names: Iterable[str]) -> list[dict[str, Any]]:
+    """Each dataset loader: plugin, description, whether it detects paths, and its options."""
+    rows = []
+    for name in names:
+        entry = registry.get("dataset", name)
+        rows.append({
+            "name": name,
+            "plugin": entry.plugin,
+            "description": entry.description,
+            "detects_paths": entry.extra.get("detect") is not None,
+            "options": dataset_options(entry.factory),
+        })
+    return rows
+
+
+def datasets_listing(rows: list[dict[str, Any]], detailed: bool) -> Records:
+    """One block per loader; ``detailed`` adds one line per option and how to set it."""
+    records = []
+    for row in rows:
+        fields = [
+            ("plugin", row["plugin"]),
+            ("", row["description"]),
+            ("paths", "detected (--synthetic PATH / --real PATH)" if row["detects_paths"] else "not detected: name it"),
+        ]
+        if not detailed:
+            summary = ", ".join(f"{o['name']}={o['default']}" for o in row["options"])
+            fields.append(("options", summary or "none"))
+        else:
+            for option in row["options"]:
+                kind = f", {option['type']}" if option["type"] else ""
+                meaning = f": {option['meaning']}" if option["meaning"] else ""
+                fields.append((option["name"], f"default {option['default']}{kind}{meaning}"))
+            if row["options"]:
+                first = row["options"][0]["name"]
+                fields.append(("set with", f"--set synthetic.options.{first}=VALUE (or real.options.{first})"))
+        records.append((row["name"], fields))
+    return Records("dataset loaders" if not detailed else "dataset loader", records)

@@ -24,13 +24,17 @@ def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--s
     refuse_special(path, "input")
     registry = get_registry()
     ordered = [*candidates, *(n for n in registry.names("dataset") if n not in candidates)]
+    tried = []  # loaders without ``detect`` (e.g. simulators) were never asked, so they are not named below
     for name in ordered:
         entry = registry.entries["dataset"].get(name)
         detect = entry.extra.get("detect") if entry else None
-        if detect is not None and detect(path):
+        if detect is None:
+            continue
+        tried.append(name)
+        if detect(path):
             return name
     raise DataError(
-        f"{path}: no dataset loader recognises this path (tried {', '.join(ordered)}). "
+        f"{path}: no dataset loader recognises this path (tried {', '.join(tried) or 'none'}). "
         f"Point at a folder of images or a supported file, or name the loader with {name_option}."
     )
 

@@ -271,3 +271,166 @@ class DatasetContract(_Contract):
         assert np.array_equal(a.images, b.images), f"dataset '{self.name}' returns other images for the same seed"
         for key in a.annotations:
             assert np.array_equal(a.annotations[key], b.annotations[key]), f"annotation '{key}' changes for one seed"
+
+
+class TaskContract(_Contract):
+    """An evaluation task trains on its labels, scores per image, and gives fixed, disjoint labelled-real splits.
+
+    Set ``name`` (the registered task). The model checks need labelled images:
+    by default the task's own ``labelled_real("train", ...)``; override
+    :meth:`labelled` for a task without embedded labelled data (e.g. load a
+    few images with your dataset loader). Override :meth:`labelled_path` to
+    point ``labelled_real`` at a file or folder, as ``--real-labelled`` would.
+    """
+
+    def task(self) -> Any:
+        from refinekit.plugins import get_task
+
+        return get_task(self.name)
+
+    def image_config(self) -> Any:
+        from refinekit.config import ImageConfig
+
+        return ImageConfig(channels=self.channels, height=self.size[0], width=self.size[1])
+
+    def labelled_path(self, tmp_path: Path) -> str | None:
+        return None
+
+    def labelled(self, tmp_path: Path) -> ImageSet:
+        found = self.task().labelled_real("train", self.labelled_path(tmp_path), self.image_config(), 0)
+        if found is None:
+            pytest.fail(
+                f"{type(self).__name__}: task '{self.name}' has no labelled real data of its own; "
+                "override labelled(tmp_path) to return a few labelled images (e.g. from your dataset loader)"
+            )
+        return found
+
+    def _batch(self, tmp_path: Path, count: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+        from refinekit.data import to_float
+
+        images = self.labelled(tmp_path)
+        images = images.subset(np.arange(min(count, len(images))))
+        self.task().check_labels(images, f"task '{self.name}' labelled images")
+        return to_float(torch.from_numpy(np.ascontiguousarray(images.images))), self.task().targets(images.annotations)
+
+    def test_declares_what_it_reads_and_scores(self) -> None:
+        task = self.task()
+        assert task.label_keys, f"task '{self.name}': set label_keys, the annotations targets() reads"
+        assert task.metric, f"task '{self.name}': set metric, the headline key of compare()"
+
+    def test_model_trains_on_its_targets(self, tmp_path: Path) -> None:
+        task = self.task()
+        x, targets = self._batch(tmp_path)
+        torch.manual_seed(0)
+        model = task.make_model(self.channels, self.size)
+        loss = task.loss(model(task.augment(x)), targets)
+        assert loss.ndim == 0 and torch.isfinite(loss), f"task '{self.name}': loss() must return a finite scalar"
+        loss.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), (
+            f"task '{self.name}': the loss does not reach the model's parameters"
+        )
+
+    def test_compare_scores_each_image_and_a_perfect_prediction_best(self, tmp_path: Path) -> None:
+        task = self.task()
+        x, targets = self._batch(tmp_path)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            predicted = task.decode(task.make_model(self.channels, self.size).eval()(x))
+        scores, perfect = task.compare(predicted, targets), task.compare(targets, targets)
+        assert task.metric in scores, f"task '{self.name}': compare() has no '{task.metric}' (its metric)"
+        for key, value in scores.items():
+            assert isinstance(value, np.ndarray) and value.shape == (len(x),), (
+                f"task '{self.name}': compare()['{key}'] must be one value per image, shape ({len(x)},)"
+            )
+        best, got = float(np.mean(perfect[task.metric])), float(np.mean(scores[task.metric]))
+        assert (best >= got) if task.higher_is_better else (best <= got), (
+            f"task '{self.name}': comparing the labels with themselves scores {best}, worse than a random "
+            f"model's {got}; check higher_is_better"
+        )
+
+    def test_labelled_real_splits_are_disjoint_and_fixed(self, tmp_path: Path) -> None:
+        # The evaluation tests on "test" and may train on "train": an image in both, or one that moves
+        # between them with the seed, would score a model on images it was trained on.
+        task, image, path = self.task(), self.image_config(), self.labelled_path(tmp_path)
+        splits = {
+            (split, seed): task.labelled_real(split, path, image, seed) for split in ("train", "test") for seed in (0, 1)
+        }
+        if all(found is None for found in splits.values()):
+            pytest.skip(f"task '{self.name}' has no labelled real data: evaluation skips the real-trained model")
+
+        def hashes(found: ImageSet | None) -> set[bytes]:
+            return set() if found is None else {row.tobytes() for row in found.images}
+
+        for seed in (0, 1):
+            for other in (0, 1):
+                shared = hashes(splits["train", seed]) & hashes(splits["test", other])
+                assert not shared, (
+                    f"task '{self.name}': {len(shared)} images are in labelled_real('train', seed={seed}) and "
+                    f"labelled_real('test', seed={other}); the splits must be disjoint and must not change with "
+                    "the seed (the seed may only pick a subset)"
+                )
+        again = task.labelled_real("test", path, image, 0)
+        assert hashes(again) == hashes(splits["test", 0]), f"task '{self.name}': the test split changes for one seed"
+
+
+class RecipeContract(_Contract):
+    """A recipe resolves to a valid config, in every schedule, naming components and datasets that exist.
+
+    Set ``name`` (the registered recipe). With ``smoke_overrides`` (``--set``
+    strings that make a run tiny, e.g. ``["synthetic.limit=16", ...]``) the
+    contract also trains it for a few steps on the CPU.
+    """
+
+    smoke_overrides: ClassVar[list[str] | None] = None
+
+    def test_resolves_in_every_schedule(self) -> None:
+        from refinekit.api import resolve_config
+        from refinekit.plugins import get_recipe
+
+        recipe = get_recipe(self.name)
+        assert recipe.description, f"recipe '{self.name}': give it a one-line description for 'refinekit recipes'"
+        if recipe.default_schedule is not None:
+            assert recipe.default_schedule in recipe.schedules, (
+                f"recipe '{self.name}': default_schedule '{recipe.default_schedule}' is not one of its schedules"
+            )
+        for schedule in [None, *recipe.schedules]:
+            resolve_config(self.name, schedule=schedule)
+
+    def test_names_registered_components_datasets_and_task(self) -> None:
+        from refinekit.api import resolve_config
+        from refinekit.plugins import get_recipe, get_registry
+
+        registry, config = get_registry(), resolve_config(self.name)
+        wanted = [
+            ("refiner", config.refiner.name), ("discriminator", config.discriminator.name),
+            ("regularizer", config.regularizer.name), ("dataset", config.synthetic.name), ("dataset", config.real.name),
+        ]
+        task = get_recipe(self.name).task
+        if task is not None:
+            wanted.append(("task", task))
+        for kind, name in wanted:
+            assert name in registry.names(kind), f"recipe '{self.name}' names {kind} '{name}', which is not registered"
+
+    def test_trains_a_few_steps(self, tmp_path: Path) -> None:
+        if self.smoke_overrides is None:
+            pytest.skip(f"{type(self).__name__}: set smoke_overrides to train recipe '{self.name}' for a few steps")
+        import json
+
+        from refinekit.api import prepare, resolve_config
+
+        small = {
+            "device": "cpu",
+            "schedule.refiner_pretrain_steps": 1,
+            "schedule.discriminator_pretrain_steps": 1,
+            "schedule.steps": 1,
+        }
+        overrides = [f"{key}={json.dumps(value)}" for key, value in small.items()]
+        config = resolve_config(self.name, overrides=[*overrides, *self.smoke_overrides])
+        trainer = prepare(config, tmp_path / "run")
+        try:
+            result = trainer.fit()
+        finally:
+            lock = getattr(trainer, "folder_lock", None)
+            if lock is not None:
+                lock.release()
+        assert result.refiner_path.exists(), f"recipe '{self.name}' trained but wrote no refiner"
