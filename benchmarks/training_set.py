@@ -10,6 +10,7 @@ the paper's shape by default: speed does not depend on what it learnt.
 
     python benchmarks/training_set.py                                  # 2,000 eyes, the paper's refiner
     python benchmarks/training_set.py --dataset digits-fonts --height 28 --width 28 --count 10000
+    python benchmarks/training_set.py --dataset digits-fonts --height 28 --width 28 --count 40000 --only raw  # blocks
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=64, help="refiner width (paper: 64)")
     parser.add_argument("--blocks", type=int, default=4, help="refiner ResNet blocks (paper: 4)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--only", choices=["refined", "raw"], default=None, help="run one of the two exports")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="refinekit-bench-") as tmp:
@@ -65,6 +67,8 @@ def main() -> None:
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
         )
         for label, extra in (("refined", []), ("raw", ["--raw"])):
+            if args.only not in (None, label):
+                continue
             out = Path(tmp) / label
             command = [
                 sys.executable, "-m", "refinekit", "refine", str(refiner), "--dataset", args.dataset,

@@ -116,12 +116,12 @@ def make_training_set(
 
     refiner_path = resolve_refiner(refiner)
     overrides = _options_dict(options)
+    _refuse_mixing(Path(output), raw)  # before rendering anything
     source = None
     if input_path is None or overrides:
         source = open_dataset(
             refiner, refiner_path, dataset, input_path, overrides, skip_bad, progress, resize, convert_channels
         )
-    _refuse_mixing(Path(output), raw)
     summary = refine_to_folder(
         refiner_path, input_path, output, batch_size=batch_size, shard_size=shard_size, shard=shard, fmt=fmt,
         dataset=dataset, device=device, precision=precision, skip_bad=skip_bad, progress=progress,
@@ -167,7 +167,7 @@ def open_dataset(
     else:
         raise ConfigError(
             f"{refiner} is a refiner file, so it does not say which dataset to refine; name one with "
-            "--dataset NAME ('refinekit datasets' or refinekit.list_datasets() lists them), give an INPUT path, "
+            "--dataset NAME ('refinekit plugins' or refinekit.list_datasets() lists them), give an INPUT path, "
             "or pass the run folder the refiner came from"
         )
     for key, value in overrides.items():
