@@ -129,3 +129,16 @@ def test_a_loaders_options_are_listed_from_its_signature(refinekit_registry) -> 
     assert "bright" in result.output and "100" in result.output and "--set synthetic.options.bright=" in result.output
     listing = CliRunner().invoke(main, ["datasets"], env={"COLUMNS": "80"})
     assert "kit-noise" in listing.output and "image-folder" in listing.output
+
+
+def test_the_plugin_page_states_the_inherited_defaults_the_code_has() -> None:
+    import re
+    from pathlib import Path
+
+    from refinekit.config import iter_keys
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    block = page.split("<!-- inherited defaults", 1)[1].split("\n\n", 1)[0]
+    stated = dict(re.findall(r"`([\w.]+)=([^`]+)`", block))
+    defaults = {key: default for key, _, default, _ in iter_keys()}
+    assert len(stated) >= 10 and {k: defaults[k] for k in stated} == stated
