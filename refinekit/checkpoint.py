@@ -41,6 +41,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600; a refiner is shared like any file
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -58,6 +59,13 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: POSIX has no way to only read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -69,3 +69,18 @@ def test_refine_batch_names_channels_last_batches_and_unnamed_refiners_readably(
     plain.refinekit_channels = 1
     with pytest.raises(DataError, match=r"^the SimGANResNet refiner refines 1-channel images, but"):
         refine_batch(plain, torch.zeros(2, 3, *SIZE, dtype=torch.uint8))
+
+
+def test_exported_refiners_honour_the_umask_like_ordinary_files(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "refiner.safetensors"
+        export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
+        assert os.stat(path).st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
+        assert os.stat(path).st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
