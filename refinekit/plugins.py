@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from refinekit import hookspecs
-from refinekit.errors import ConfigError, PluginError, UnknownNameError
+from refinekit.errors import ConfigError, PluginError, RefinekitError, UnknownNameError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "refinekit.components.refiners",
@@ -75,6 +75,7 @@ class Registry:
         self.infos: dict[str, PluginInfo] = {}
         self.problems: list[str] = []
         self._entries: dict[str, dict[str, Entry]] | None = None
+        self._qualified: dict[str, dict[str, Entry]] = {}
         self._reported_unknown_hooks: set[tuple[str, str]] = set()
         for module_name in DEFAULT_PLUGINS:
             short = module_name.rsplit(".", 1)[-1]
@@ -92,8 +93,10 @@ class Registry:
             version = ep.dist.version if ep.dist else "?"
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must not break the others
-                self._problem(f"plugin '{ep.name}' from {dist} {version} failed to import: {type(exc).__name__}: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken plugin must not break the others, even with sys.exit()
+                self._problem(f"plugin '{ep.name}' from {dist} {version} failed to import: {_describe(exc)}")
                 continue
             self._add(module, ep.name, dist, version)
 
@@ -170,21 +173,29 @@ class Registry:
 
     def _collect(self) -> dict[str, dict[str, Entry]]:
         entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        qualified: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         for info in self.infos.values():
             info.components = {}
         for kind in KINDS:
             hook_name = f"register_{kind}s" if kind != "recipe" else "register_recipes"
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 plugin = self.pm.get_name(impl.plugin) or "?"
-                register = self._make_register(kind, plugin, entries[kind])
+                staged: list[Entry] = []
                 try:
-                    impl.function(register=register)
-                except Exception as exc:
-                    info = self.infos.get(plugin)
-                    where = f"{info.distribution} {info.version}" if info else "?"
+                    impl.function(register=self._make_register(kind, plugin, staged))
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:
+                    # Nothing of a hook that failed half-way is kept: a half-registered plugin misleads.
+                    dropped = f" none of its {len(staged)} {kind}(s) registered before that are kept" if staged else ""
                     self._problem(
-                        f"plugin '{plugin}' from {where} raised in {hook_name}: {type(exc).__name__}: {exc}"
+                        f"plugin '{plugin}' from {self._origin(plugin)} raised in {hook_name}: {_describe(exc)};"
+                        f"{dropped or ' nothing it registers is used'}"
                     )
+                    continue
+                for entry in staged:
+                    self._admit(entry, entries[kind], qualified[kind])
+        self._qualified = qualified
         return entries
 
     def _origin(self, plugin: str) -> str:
@@ -192,28 +203,56 @@ class Registry:
         info = self.infos.get(plugin)
         return f"{info.distribution} {info.version}" if info else "an unknown distribution"
 
-    def _make_register(self, kind: str, plugin: str, table: dict[str, Entry]) -> Callable[..., None]:
+    def _make_register(self, kind: str, plugin: str, staged: list[Entry]) -> Callable[..., None]:
         def register(name: Any, factory: Any = None, description: str = "", **extra: Any) -> None:
             if kind == "recipe":  # recipes register themselves: register(Recipe(...))
                 recipe = name
                 name, factory, description = recipe.name, recipe, recipe.description
-            if name in table:
-                previous = table[name].plugin
-                self._problem(
-                    f"plugin '{plugin}' registers {kind} '{name}', already registered by '{previous}'; keeping the "
-                    f"one from '{previous}'. '{plugin}' comes from {self._origin(plugin)}, '{previous}' from "
-                    f"{self._origin(previous)}: uninstall one, or ask its author to rename the {kind}."
-                )
-                return
-            table[name] = Entry(kind, name, factory, description, plugin, dict(extra))
-            info = self.infos.get(plugin)
-            if info is not None:
-                info.components.setdefault(kind, []).append(name)
+            if not isinstance(name, str) or not name or ":" in name:
+                raise PluginError(f"{kind} name {name!r} must be a non-empty string without ':'")
+            staged.append(Entry(kind, name, factory, description, plugin, dict(extra)))
 
         return register
 
+    def _owns(self, plugin: str, name: str) -> bool:
+        """Whether ``name`` belongs to ``plugin``: refinekit's own names, and names a plugin's or its
+        distribution's name begins (``eyes-simgan`` belongs to plugin ``eyes`` of ``refinekit-eyes``)."""
+        info = self.infos.get(plugin)
+        if info is not None and info.distribution == "refinekit":
+            return True
+        stems = {plugin}
+        if info is not None:
+            stems.add(info.distribution.removeprefix("refinekit-").removeprefix("refinekit_"))
+        return any(name == stem or name.startswith(f"{stem}-") for stem in stems if stem)
+
+    def _admit(self, entry: Entry, table: dict[str, Entry], qualified: dict[str, Entry]) -> None:
+        """Add ``entry``; on a name clash the owner of the name wins, else the first; never silently."""
+        kind, name, plugin = entry.kind, entry.name, entry.plugin
+        qualified[f"{plugin}:{name}"] = entry
+        info = self.infos.get(plugin)
+        if info is not None:
+            info.components.setdefault(kind, []).append(name)
+        if name not in table:
+            table[name] = entry
+            return
+        previous = table[name].plugin
+        takes_over = self._owns(plugin, name) and not self._owns(previous, name)
+        kept, other = (plugin, previous) if takes_over else (previous, plugin)
+        if takes_over:
+            table[name] = entry
+        why = f" ('{name}' belongs to '{kept}')" if self._owns(kept, name) else " (it was registered first)"
+        self._problem(
+            f"plugin '{plugin}' registers {kind} '{name}', already registered by '{previous}'; keeping the one from "
+            f"'{kept}'{why}. '{plugin}' comes from {self._origin(plugin)}, '{previous}' from "
+            f"{self._origin(previous)}. Name '{other}:{name}' to use the other one, uninstall one, or ask its "
+            f"author to rename the {kind}."
+        )
+
     def get(self, kind: str, name: str) -> Entry:
+        """The entry ``name``, or ``plugin:name`` for one plugin's when two register the same name."""
         table = self.entries[kind]
+        if ":" in name and name in self._qualified.get(kind, {}):
+            return self._qualified[kind][name]
         if name not in table:
             close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -226,6 +265,13 @@ class Registry:
 
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         return sorted(n for n in self.entries[kind] if fnmatch.fnmatch(n, pattern))
+
+
+def _describe(exc: BaseException) -> str:
+    """'TypeError: message', and what a SystemExit means (a plugin must never end the process)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): it called sys.exit(), which a plugin must not do"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _allowed_plugins() -> set[str] | None:
@@ -319,12 +365,30 @@ def _build(kind: str, name: str, channels: int, options: dict[str, Any]) -> Any:
             ) from None
     try:
         return factory(channels=channels, **options)
-    except (TypeError, ValueError, RuntimeError) as exc:  # timm: RuntimeError('Unknown model ...')
-        if not options:  # nothing the user chose: a bug in the component, shown as such
-            raise
-        raise ConfigError(
-            f"{kind} '{name}' cannot be built with {kind}.options {options} ({exc}); check their types and values"
+    except (RefinekitError, KeyboardInterrupt):
+        raise  # the component checked its options itself and said what is wrong
+    except Exception as exc:
+        # Whose fault? If the component builds with its defaults, the options the user chose are wrong;
+        # if it fails even so, the plugin is broken, whatever the user wrote.
+        if options and _builds_with_defaults(factory, channels):
+            raise ConfigError(
+                f"{kind} '{name}' cannot be built with {kind}.options {options} ({_describe(exc)}); "
+                "check their types and values"
+            ) from exc
+        entry = get_registry().get(kind, name)
+        raise PluginError(
+            f"{kind} '{name}' of plugin '{entry.plugin}' ({get_registry()._origin(entry.plugin)}) failed to build "
+            f"for {channels}-channel images{' with its default options' if not options else ''}: {_describe(exc)}. "
+            f"This is a bug in that plugin, not in your settings: report it to its author"
         ) from exc
+
+
+def _builds_with_defaults(factory: Any, channels: int) -> bool:
+    try:
+        factory(channels=channels)
+    except Exception:
+        return False
+    return True
 
 
 def create_refiner(name: str, channels: int = 1, **options: Any):

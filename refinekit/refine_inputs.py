@@ -258,7 +258,7 @@ def open_input(
         resize: how an image not at ``size`` reaches it: one of :data:`refinekit.input_fit.RESIZE_MODES`.
         convert_channels: for image folders, convert colour to gray (or back) instead of refusing.
     """
-    from refinekit.loading import detect_dataset
+    from refinekit.loading import call_loader, detect_dataset
     from refinekit.plugins import get_dataset
 
     if not Path(path).exists():
@@ -271,10 +271,7 @@ def open_input(
         return FolderInput(Path(path), channels, size, skip_bad, resize, convert_channels)
     entry = get_dataset(name)
     options = {"skip_bad": True} if skip_bad else {}
-    try:
-        images = entry.factory(str(path), channels=channels, size=size, limit=None, seed=0, **options)
-    except TypeError as exc:
-        raise DataError(f"dataset '{name}' rejected its options {sorted(options)}: {exc}") from None
+    images = call_loader(name, str(path), channels=channels, size=size, limit=None, seed=0, options=options)
     if not isinstance(images, ImageSet):
         raise DataError(f"dataset '{name}' (plugin {entry.plugin}) returned {type(images).__name__}, not ImageSet")
     if len(images) == 0:
