@@ -414,8 +414,8 @@ def _labels(out: Path, name: str) -> dict[str, Any]:
 class TrainingSet(Dataset):
     """A finished export as a PyTorch ``Dataset``: items ``{"image": uint8 (C, H, W), "index": i, **labels}``.
 
-    Numeric labels come back as tensors (so a ``DataLoader`` stacks them),
-    others as they are in ``metadata.jsonl``. Only line offsets are kept in
+    Numeric labels come back as tensors (int64, or float32 for decimals, so a
+    ``DataLoader`` stacks them), others as they are in ``metadata.jsonl``. Only line offsets are kept in
     memory, so a million-image set costs 8 MB; ``safetensors`` exports are
     read from their shards.
 
@@ -444,7 +444,9 @@ class TrainingSet(Dataset):
             self._ends = np.cumsum(counts)
 
     def __len__(self) -> int:
-        return len(self._offsets) - 1 if self.format == "png" else int(self._ends[-1]) if len(self._ends) else 0
+        if self.format == "png":
+            return len(self._offsets) - 1
+        return int(self._ends[-1]) if len(self._ends) else 0
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):

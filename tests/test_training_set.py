@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -112,6 +113,8 @@ def test_digits_fonts_loads_back_as_a_torch_dataset_with_labels(simulators, tmp_
     assert batch["index"].tolist() == list(range(8))
     np.testing.assert_array_equal(np.stack([raw_set[i]["image"].numpy() for i in range(20)]), expected.images)
     assert_refined_from(np.stack([refined_set[i]["image"].numpy() for i in range(20)]), expected.images, refiner)
+    copied = pickle.loads(pickle.dumps(refined_set))  # as DataLoader workers receive it
+    assert torch.equal(copied[3]["image"], refined_set[3]["image"]) and copied[3]["label"] == refined_set[3]["label"]
     scaled = refinekit.TrainingSet(tmp_path / "refined", transform=lambda x: x.float() / 255)
     assert scaled[-1]["image"].dtype == torch.float32 and scaled[-1]["label"] == expected.annotations["label"][-1]
 
