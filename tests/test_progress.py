@@ -93,3 +93,24 @@ def test_refinekit_run_into_a_file_prints_data_preparation_and_plain_progress(ti
 
 def test_clock() -> None:
     assert _clock(59.6) == "1:00" and _clock(3600) == "1:00:00"
+
+
+def test_on_an_80_column_terminal_the_live_display_fits(tiny_domain, tmp_path) -> None:
+    from refinekit.api import prepare, resolve_config
+    from refinekit.trainer import StepReport
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    display = TrainingDisplay(console)
+    assert display.live_mode
+    trainer = prepare(resolve_config("tiny", overrides=SMALL), tmp_path)
+    display.describe(trainer, "tiny", None)
+    with display:
+        display.update(trainer, StepReport(7, 12, "adversarial", METRICS, 1234.0))
+        display.live.refresh()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    lines = [line for line in screen.replace("\r", "\n").splitlines() if line.strip()]
+    assert all(len(line) <= 80 for line in lines)
+    live = [line for line in lines if line.startswith("adversarial")]
+    assert live and "7/12" in live[-1] and "ETA" in live[-1] and "━" in live[-1]
+    assert not any(line.startswith("step ") for line in lines), "no plain lines on a terminal"
