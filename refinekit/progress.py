@@ -259,8 +259,8 @@ class TrainingDisplay:
                 beat.join()
             if status is not None:
                 status.stop()
-            if self.enabled:
-                self.console.print(f"data ready in {_clock(time.perf_counter() - started)}", highlight=False)
+        if self.enabled:  # not reached when preparing failed: its error says what happened instead
+            self.console.print(f"data ready in {_clock(time.perf_counter() - started)}", highlight=False)
 
     def describe(self, trainer: Trainer, recipe: str, schedule: str | None) -> None:
         """Say where the data comes from, what was picked, and roughly how long it will take."""

@@ -114,3 +114,21 @@ def test_on_an_80_column_terminal_the_live_display_fits(tiny_domain, tmp_path) -
     live = [line for line in lines if line.startswith("adversarial")]
     assert live and "7/12" in live[-1] and "ETA" in live[-1] and "━" in live[-1]
     assert not any(line.startswith("step ") for line in lines), "no plain lines on a terminal"
+
+
+def test_a_long_preparation_says_it_is_alive_in_a_log_and_a_failed_one_claims_no_data() -> None:
+    import time
+
+    out = io.StringIO()
+    display = TrainingDisplay(Console(file=out, width=80, force_terminal=False), plain_every=0.1)
+    with display.preparing() as say:
+        say("preparing synthetic data: eyes-sim")
+        time.sleep(0.5)
+    text = out.getvalue()
+    assert "preparing synthetic data: eyes-sim ..." in text and "still preparing synthetic data: eyes-sim (" in text
+    assert text.rstrip().splitlines()[-1].startswith("data ready in")
+    out.truncate(0)
+    with pytest.raises(RuntimeError):
+        with display.preparing():
+            raise RuntimeError("no data")
+    assert "data ready" not in out.getvalue()
