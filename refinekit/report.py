@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,17 @@ def plot_losses(metrics_path: Path, out: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for key in keys:
         axis = ax_acc if key.startswith("d_acc") else ax_loss
-        axis.plot(*loss_series(rows, key), label=key)
+        steps, values = loss_series(rows, key)
+        (line,) = axis.plot(steps, values, label=key)
+        # A point with a gap (or the end) on both sides draws no line: mark it, or a short phase vanishes.
+        alone = [
+            i for i, v in enumerate(values)
+            if not math.isnan(v)
+            and (i == 0 or math.isnan(values[i - 1]))
+            and (i == len(values) - 1 or math.isnan(values[i + 1]))
+        ]
+        if alone:
+            axis.plot([steps[i] for i in alone], [values[i] for i in alone], ".", color=line.get_color())
     ax_loss.set(xlabel="step", ylabel="loss", title="losses")
     ax_acc.set(xlabel="step", ylabel="share of patches", title="discriminator accuracy", ylim=(0, 1))
     for axis in (ax_loss, ax_acc):

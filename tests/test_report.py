@@ -59,10 +59,15 @@ def test_plot_losses_draws_the_gap(tmp_path: Path) -> None:
     drawn = []
     original = plt.Axes.plot
     try:
-        plt.Axes.plot = lambda self, x, y, **kw: drawn.append((kw["label"], list(y))) or original(self, x, y, **kw)
+        def spy(self, x, y, *style, **kw):
+            drawn.append((kw.get("label"), list(y)))
+            return original(self, x, y, *style, **kw)
+
+        plt.Axes.plot = spy
         plot_losses(metrics, tmp_path / "losses.png")
     finally:
         plt.Axes.plot = original
     assert (tmp_path / "losses.png").exists()
     reg = dict(drawn)["refiner_reg"]
     assert reg[0] == 1.0 and math.isnan(reg[1]) and reg[2] == 2.0
+    assert [1.0, 2.0] in [values for label, values in drawn if label is None], "points between gaps are marked"
