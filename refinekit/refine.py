@@ -489,29 +489,54 @@ def _refine_shards(
 
 
 class _Display:
-    """A rich progress bar with images/s (of this run, not counting shards already done)."""
+    """A rich progress bar with images/s (of this run, not counting shards already done).
+
+    Without a terminal (output sent to a file or a pipe) a plain line is printed
+    instead, every ``REFINEKIT_PROGRESS_SECONDS`` (60) seconds and at the end, as
+    ``refinekit run`` does.
+    """
 
     def __init__(self, done: int, total: int, enabled: bool) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from refinekit.progress import PLAIN_EVERY_SECONDS
+
+        console = Console(stderr=True)
+        self.console = console
+        self.plain = enabled and not console.is_terminal
+        self.plain_every = float(os.environ.get("REFINEKIT_PROGRESS_SECONDS", PLAIN_EVERY_SECONDS))
         self.progress = Progress(
             TextColumn("[bold]refine"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[speed]:>12}"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
+            console=console,
+            disable=not enabled or self.plain,
         )
         self.task = self.progress.add_task("refine", total=total, completed=done, speed="")
+        self.done, self.total = done, total
         self.done_here = 0
         self.started = time.perf_counter()
+        self.last_plain = self.started
 
     def advance(self, images: int) -> None:
         self.done_here += images
-        speed = self.done_here / max(time.perf_counter() - self.started, 1e-9)
+        self.done += images
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        speed = self.done_here / elapsed
         self.progress.update(self.task, advance=images, speed=f"{speed:,.0f} img/s")
+        if self.plain and (time.perf_counter() - self.last_plain >= self.plain_every or self.done >= self.total):
+            from refinekit.progress import _clock
+
+            self.last_plain = time.perf_counter()
+            left = (self.total - self.done) / speed if speed > 0 else 0.0
+            self.console.print(
+                f"refine {self.done}/{self.total} ({self.done / max(self.total, 1):.0%}) | {speed:,.0f} img/s | "
+                f"elapsed {_clock(elapsed)} | ETA {_clock(left)}",
+                highlight=False, markup=False, soft_wrap=True,
+            )
 
     def __enter__(self) -> "_Display":
         self.progress.start()

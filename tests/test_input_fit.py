@@ -106,3 +106,14 @@ def test_the_cli_refuses_then_resizes_and_converts_on_request(refiner_file: Path
     assert done.exit_code == 0, done.output
     assert "x' = x * 0.5 + 10, y' = y * 0.5 + 0" in " ".join(done.output.split())
     assert Image.open(tmp_path / "o3" / "shard_00000" / "000000.png").size == (55, 35)
+
+
+def test_refine_into_a_log_prints_plain_progress_lines(refiner_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("REFINEKIT_PROGRESS_SECONDS", "0")
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        save(tmp_path / "in" / f"{i}.png", rng.integers(0, 256, SIZE, dtype=np.uint8))
+    refine_to_folder(refiner_file, tmp_path / "in", tmp_path / "out", batch_size=2, progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("refine ")]
+    assert [line.split()[1] for line in lines] == ["2/5", "4/5", "5/5"]
+    assert "img/s" in lines[-1] and "ETA 0:00" in lines[-1] and "\x1b" not in "".join(lines)
