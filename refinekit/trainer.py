@@ -12,6 +12,7 @@ Checkpoints are taken between steps, so a resumed run continues bit-for-bit.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -42,6 +43,7 @@ from refinekit.checkpoint import (
     unflatten_state,
 )
 from refinekit.chunks import forward_in_chunks, images_per_chunk
+from refinekit.component_probe import probe_components
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.config import TrainConfig, config_to_json
 from refinekit.data import BatchSampler, ImageSet
@@ -85,6 +87,21 @@ class TrainResult:
     step: int
     metrics: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
+
+
+def _releases_folder_lock(fit: Callable[["Trainer"], TrainResult]) -> Callable[["Trainer"], TrainResult]:
+    """The run folder's lock (taken by :func:`refinekit.api.prepare`) is let go when ``fit`` returns or raises."""
+
+    @functools.wraps(fit)
+    def wrapper(self: "Trainer") -> TrainResult:
+        try:
+            return fit(self)
+        finally:
+            lock = getattr(self, "folder_lock", None)
+            if lock is not None:
+                lock.release()
+
+    return wrapper
 
 
 class Trainer:
@@ -165,6 +182,7 @@ class Trainer:
         self._interrupt = False
         self._stop_agreed = False
         self._build_forwards()
+        self.probe_components()  # before anything trains or is timed: a broken plugin is named at once
 
     def _build_forwards(self) -> None:
         """The callables each update runs: DDP-wrapped where gradients are averaged, compiled if asked.
@@ -385,6 +403,7 @@ class Trainer:
         return phase, metrics, batch * (schedule.k_g + schedule.k_d)
 
     # -- the loop ----------------------------------------------------------
+    @_releases_folder_lock
     def fit(self) -> TrainResult:
         """Train to the end of the schedule, checkpointing as configured.
 
@@ -432,6 +451,17 @@ class Trainer:
             step=self.step,
             metrics=metrics,
             skipped_steps=self.skipped_steps,
+        )
+
+    def probe_components(self) -> None:
+        """Check R, D and the regulariser on 2 images before step 1: a plugin's broken contract is named at once."""
+        from refinekit.data import to_float
+
+        c = self.config
+        images = to_float(self._fixed_synthetic[:2]).to(self.device).contiguous(memory_format=self.memory_format)
+        probe_components(
+            self.refiner, self.discriminator, self.regularizer, images,
+            {"refiner": c.refiner.name, "discriminator": c.discriminator.name, "regularizer": c.regularizer.name},
         )
 
     def _stop_requested(self) -> bool:

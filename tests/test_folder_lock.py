@@ -146,13 +146,13 @@ def test_two_runs_with_one_out_the_second_is_refused_before_writing(tiny_domain,
 
     out = tmp_path / "run"
     config = resolve_config("tiny")
-    first = prepare(config, out)
-    first.fit()
+    prepare(config, out).fit()  # fit lets the lock go when it ends
     metrics = (out / "metrics.jsonl").read_text()
+    first = prepare(config, out, resume=True)  # a writer holds --out from prepare until its fit ends
     result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume"])
     assert result.exit_code == 2 and f"PID {os.getpid()}" in result.output, result.output
     assert (out / "metrics.jsonl").read_text() == metrics  # the first run's lines are untouched
-    first.folder_lock.release()
+    first.fit()
     result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume", "--steps", "8"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["run", "tiny", "--out", str(out), "--quiet", "--resume", "--steps", "9"])
