@@ -42,7 +42,7 @@ from refinekit.checkpoint import (
     read_file,
     unflatten_state,
 )
-from refinekit.chunks import forward_in_chunks, images_per_chunk
+from refinekit.chunks import batch_independent, forward_in_chunks, frozen_batch_statistics, images_per_chunk
 from refinekit.component_probe import probe_components
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.config import TrainConfig, config_to_json
@@ -174,6 +174,18 @@ class Trainer:
         self.micro_batch = config.micro_batch or images_per_chunk(
             self.device, image.height, image.width, self.local_batch
         )
+        # Chunks give the whole batch's gradient only if every image's output depends on that image alone:
+        # batch norm (timm-unet's encoder, for one) normalises by the chunk instead of the batch.
+        dependent = [n for n, m in (("refiner", self.refiner), ("discriminator", self.discriminator),
+                                    ("regularizer", self.regularizer)) if not batch_independent(m)]
+        if dependent and self.micro_batch < self.local_batch:
+            if config.micro_batch:
+                warnings.warn(
+                    f"micro_batch={config.micro_batch} is ignored: the {' and '.join(dependent)} use batch "
+                    "statistics (batch norm), so running the batch in chunks would change the update",
+                    stacklevel=2,
+                )
+            self.micro_batch = self.local_batch
         self.step = 0
         self.skipped_steps = 0
         self._fixed_synthetic = torch.from_numpy(synthetic.images[: min(8, len(synthetic))].copy())
@@ -254,7 +266,8 @@ class Trainer:
             for index, chunk in enumerate(chunks):
                 share = len(chunk) / len(synthetic)
                 with self._refiner_gradient_sync(last=index == len(chunks) - 1):
-                    with self.precision.autocast():
+                    # D's batch-norm running statistics follow D's own updates only
+                    with self.precision.autocast(), frozen_batch_statistics(self.discriminator):
                         metrics = self._refiner_losses(chunk, adversarial)
                     self.scaler.scale(metrics["refiner_loss"] * share).backward()
                 for name, value in metrics.items():
@@ -311,7 +324,8 @@ class Trainer:
         use_history = self.buffer is not None and len(self.buffer) > 0
         if use_history:  # only half a batch of current images is shown to D: refine only those
             synthetic = synthetic[: self.half]
-        with torch.no_grad(), self.precision.autocast():  # D's step never backpropagates into R
+        # D's step never backpropagates into R, nor moves R's batch-norm running statistics
+        with torch.no_grad(), self.precision.autocast(), frozen_batch_statistics(self.refiner):
             refined = forward_in_chunks(self._infer_refiner, synthetic, self.micro_batch).float()
         current = refined[: self.half]
         if use_history:
