@@ -187,10 +187,9 @@ class Registry:
                     raise
                 except BaseException as exc:
                     # Nothing of a hook that failed half-way is kept: a half-registered plugin misleads.
-                    dropped = f" none of its {len(staged)} {kind}(s) registered before that are kept" if staged else ""
+                    dropped = f"; none of its {len(staged)} {kind}(s) registered before that are kept" if staged else ""
                     self._problem(
-                        f"plugin '{plugin}' from {self._origin(plugin)} raised in {hook_name}: {_describe(exc)};"
-                        f"{dropped or ' nothing it registers is used'}"
+                        f"plugin '{plugin}' from {self._origin(plugin)} raised in {hook_name}: {_describe(exc)}{dropped}"
                     )
                     continue
                 for entry in staged:

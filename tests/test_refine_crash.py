@@ -1,10 +1,11 @@
 """Kill ``refinekit refine`` with SIGKILL mid-run, rerun the same command, and check the result is exact.
 
-A named pipe (FIFO) stands in for one input image, so the first run blocks
-when it reaches it: by then the shards before it are committed and the
-shard holding it is half-written. The kill therefore always lands mid-run,
-with no timing race. Replacing the pipe with a real image lets the rerun
-finish.
+The first run blocks for good when it opens one input image (a
+``sitecustomize`` hook on its path stands in for input that never arrives; a
+named pipe used to, but refinekit no longer opens those): by then the shards
+before it are committed and the shard holding it is half-written. The kill
+therefore always lands mid-run, with no timing race. The rerun, without the
+hook, finishes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from PIL import Image
 from refinekit.checkpoint import export_refiner
 from refinekit.components.refiners import SimGANResNet
 
-COUNT, SHARD, BATCH, BLOCKED_AT = 300, 20, 10, 150  # the pipe is input 150, in shard 7
+COUNT, SHARD, BATCH, BLOCKED_AT = 300, 20, 10, 150  # input 150 (in shard 7) blocks the first run
 
 
 def write_png(path: Path, seed: int) -> None:
@@ -50,7 +51,24 @@ def file_states(out: Path, shards: range) -> dict[str, tuple[int, int, bytes]]:
     return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in paths}
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+BLOCKING_HOOK = """
+import os, time
+from refinekit import imageio
+
+_open_regular = imageio.open_regular
+
+
+def open_regular(path):
+    if os.path.basename(path) == os.environ.get("REFINEKIT_TEST_BLOCK"):
+        while True:  # input that never arrives: the test kills this process here
+            time.sleep(1)
+    return _open_regular(path)
+
+
+imageio.open_regular = open_regular
+"""
+
+
 def test_killed_refine_resumes_without_redoing_missing_or_duplicating(tmp_path: Path) -> None:
     torch.manual_seed(0)
     refiner = tmp_path / "refiner.safetensors"
@@ -58,17 +76,19 @@ def test_killed_refine_resumes_without_redoing_missing_or_duplicating(tmp_path: 
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     for i in range(COUNT):
-        if i != BLOCKED_AT:
-            write_png(inputs / f"{i:03d}.png", i)
-    os.mkfifo(inputs / f"{BLOCKED_AT:03d}.png")
+        write_png(inputs / f"{i:03d}.png", i)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(BLOCKING_HOOK)
     command = [
         sys.executable, "-m", "refinekit", "refine", str(refiner), str(inputs), str(out),
         "--shard-size", str(SHARD), "--batch-size", str(BATCH), "--workers", "2", "--quiet",
     ]
     env = {**os.environ, "REFINEKIT_DISABLE_ENTRY_POINTS": "1"}
-    done_before = range(BLOCKED_AT // SHARD)  # shards 0..6 end before the pipe
+    done_before = range(BLOCKED_AT // SHARD)  # shards 0..6 end before the blocked input
 
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    blocked_env = {**env, "PYTHONPATH": str(hooks), "REFINEKIT_TEST_BLOCK": f"{BLOCKED_AT:03d}.png"}
+    first = subprocess.Popen(command, env=blocked_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     last_done = out / "records" / f"shard_{done_before[-1]:05d}.json"
 
     def half_way() -> bool:
@@ -84,8 +104,6 @@ def test_killed_refine_resumes_without_redoing_missing_or_duplicating(tmp_path: 
     assert not (out / "records" / f"shard_{len(done_before):05d}.json").exists()
     before = file_states(out, done_before)
 
-    (inputs / f"{BLOCKED_AT:03d}.png").unlink()
-    write_png(inputs / f"{BLOCKED_AT:03d}.png", BLOCKED_AT)
     second = subprocess.run(command, env=env, capture_output=True, timeout=120)
     assert second.returncode == 0, second.stderr.decode()
 
