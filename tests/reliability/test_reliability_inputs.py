@@ -450,7 +450,7 @@ CASES: list[Case] = [
     Case("set-bad-channels", set_bad_channels, ("'image.channels'", "1 or 3", "got 2")),
     Case("set-buffer-too-small", set_buffer_too_small, ("buffer_size (2)", "batch_size/2")),
     Case("set-unknown-refiner-option", set_unknown_refiner_option, ("refiner 'simgan-resnet'", "'featurs'", "features")),
-    Case("set-bad-refiner-option-value", set_bad_refiner_option_value, ("refiner 'simgan-resnet'", "'wide'", "refiner.options")),
+    Case("set-bad-refiner-option-value", set_bad_refiner_option_value, ("'refiner.options.features'", "'wide'", "whole number")),
     Case("set-unknown-refiner", set_unknown_refiner, ("simgan-resnt", "Did you mean 'simgan-resnet'")),
     Case("set-unknown-dataset-option", set_unknown_dataset_option, ("image-folder", "colour")),
     Case("unknown-recipe", unknown_recipe, ("simgn", "Did you mean 'simgan'")),
