@@ -53,9 +53,9 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'refinekit' has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    # Not cached in globals(): refinekit.X stays whatever refinekit.<module>.X is, so a test that patches
+    # the module (and undoes it) never leaves a stale patched object behind here.
+    return getattr(import_module(module), name)
 
 
 def __dir__() -> list[str]:

@@ -8,8 +8,10 @@ command instead of interleaving its files with the first one's.
 The locks are ``flock(2)`` locks: the kernel drops them when their process
 exits, however it exits (SIGKILL included), so a lock file left behind by a dead
 process is simply taken over by the next writer; no PID has to be guessed at.
-The file's contents (JSON: pid, host, command, since) serve only the error
-message. Where ``fcntl`` does not exist (Windows) folders are not locked.
+A writer that finishes removes its lock file (while still holding it), so
+finished folders hold only their outputs. The file's contents (JSON: pid, host,
+command, since) serve only the error message. Where ``fcntl`` does not exist
+(Windows) folders are not locked.
 
 Examples:
     >>> import tempfile
@@ -48,13 +50,19 @@ T = TypeVar("T")
 class FolderLock:
     """A held lock on one lock file; :meth:`release` (or leaving a ``with`` block) lets it go."""
 
-    def __init__(self, path: Path, fd: int | None) -> None:
+    def __init__(self, path: Path, fd: int | None, exclusive: bool = True) -> None:
         self.path = path
         self._fd = fd
+        self._exclusive = exclusive
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            if self._exclusive:  # removed while still held, so the folder is left as the writer found it
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             os.close(fd)  # closing the descriptor drops the flock
 
     @property
@@ -120,22 +128,32 @@ def try_lock(path: Path, *, shared: bool = False, record: bool | None = None) ->
     if fcntl is None:  # pragma: no cover - Windows: no advisory locks
         return FolderLock(path, None)
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        if path.is_symlink():
-            raise FolderBusyError(
-                f"{path} is a symlink; refinekit writes its lock file there itself. Delete the link and rerun"
-            ) from None
-        raise FolderBusyError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            if path.is_symlink():
+                raise FolderBusyError(
+                    f"{path} is a symlink; refinekit writes its lock file there itself. Delete the link and rerun"
+                ) from None
+            raise FolderBusyError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder we waited on may have removed the file as it let go (see release): then this lock is on
+        # a file no one else will open; lock the file now at ``path`` instead.
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
         os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
     if record if record is not None else not shared:
         data = (json.dumps(holder_info()) + "\n").encode()
         try:
@@ -143,7 +161,7 @@ def try_lock(path: Path, *, shared: bool = False, record: bool | None = None) ->
             os.pwrite(fd, data, 0)
         except OSError:
             pass  # a full disk must not stop a writer that holds its lock; the message just gets vaguer
-    return FolderLock(path, fd)
+    return FolderLock(path, fd, exclusive=not shared)
 
 
 def lock_folder(folder: str | os.PathLike[str], option: str, *, name: str = LOCK_NAME) -> FolderLock:

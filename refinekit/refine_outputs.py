@@ -30,6 +30,7 @@ import os
 import shutil
 import stat
 import struct
+import time
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -260,11 +261,11 @@ def lock_output(output: Path, part: tuple[int, int] | None) -> LockGroup:
 
 def _wait_lock(path: Path) -> FolderLock:
     """Wait (briefly: it guards only the start-up checks of parts) for an exclusive lock on ``path``."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return FolderLock(path, fd)
+    while True:
+        lock = try_lock(path, record=False)
+        if lock is not None:
+            return lock
+        time.sleep(0.01)
 
 
 def _holders(records: Path) -> str:

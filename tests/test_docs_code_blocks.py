@@ -154,6 +154,8 @@ def docs_environment(isolated_registry, tmp_path, monkeypatch):
         isolated_registry.register_plugin(module, module_name.split(".")[0].removeprefix("refinekit_"))
     original = refinekit.api.resolve_config
     monkeypatch.setattr(refinekit.api, "resolve_config", lambda *a, **kw: tiny(original(*a, **kw)))
+    # refinekit.resolve_config (lazily re-exported) stays the real one: pages print the configs users get
+    monkeypatch.setattr(refinekit, "resolve_config", original, raising=False)
     _shrink_evaluation(monkeypatch)
     monkeypatch.chdir(tmp_path)
     return isolated_registry

@@ -168,3 +168,33 @@ def test_evaluate_refuses_a_report_folder_another_evaluation_writes(tiny_domain,
     with lock_folder(out / "eval", "--out"):
         with pytest.raises(FolderBusyError, match=f"{out / 'eval'} is in use by PID {os.getpid()}"):
             evaluate(out, device="cpu")
+
+
+def test_a_finished_writer_leaves_no_lock_file(refiner_file, images, tmp_path) -> None:
+    with lock_folder(tmp_path / "run", "--out"):
+        pass
+    assert list((tmp_path / "run").iterdir()) == []
+    out = tmp_path / "out"
+    refine_to_folder(refiner_file, images, out, progress=False)
+    refine_to_folder(refiner_file, images, tmp_path / "parts", shard=(0, 2), progress=False)
+    assert not [p.name for p in (out / "records").iterdir() if p.name.startswith(".")]
+    assert not list((tmp_path / "parts" / "records").glob(".part-*"))
+
+
+def test_a_lock_file_removed_by_its_last_holder_is_not_shared_by_two_writers(tmp_path: Path) -> None:
+    """A writer that opened the file just before its holder removed it must not lock the orphaned file."""
+    from refinekit.folder_lock import try_lock
+
+    path = tmp_path / LOCK_NAME
+    first = try_lock(path)
+    stale_fd = os.open(path, os.O_RDWR)  # a second writer opened the file while the first held it
+    first.release()  # removes the file, then unlocks
+    assert not path.exists()
+    second = try_lock(path)  # creates and locks a new file
+    assert second is not None and try_lock(path) is None
+    import fcntl
+
+    fcntl.flock(stale_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the orphan can be locked, but it is not the lock
+    assert os.fstat(stale_fd).st_ino != os.stat(path).st_ino
+    os.close(stale_fd)
+    second.release()
