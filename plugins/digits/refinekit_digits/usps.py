@@ -56,10 +56,13 @@ def _read_split(f: h5py.File, path: Path, group: str) -> tuple[np.ndarray, np.nd
 def is_usps_h5(path: str) -> bool:
     """Whether ``path`` is an HDF5 file with a USPS-style ``train/data`` or ``test/data`` dataset."""
     p = Path(path)
-    if not p.is_file() or not h5py.is_hdf5(p):
+    try:
+        if not p.is_file() or not h5py.is_hdf5(p):
+            return False
+        with h5py.File(p, "r") as f:
+            return "train/data" in f or "test/data" in f
+    except OSError:  # a truncated or damaged HDF5 file is not ours to read (nor to crash on: other loaders look too)
         return False
-    with h5py.File(p, "r") as f:
-        return "train/data" in f or "test/data" in f
 
 
 def load_usps_h5(

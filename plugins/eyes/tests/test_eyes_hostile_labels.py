@@ -86,3 +86,13 @@ def test_unityeyes_coordinates_far_outside_the_image_are_refused_not_a_memory_er
     (folder / "2.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"2.json has 'interior_margin_2d' points far outside its 640x480 image"):
         load_unityeyes(str(folder), channels=1, size=SIZE, limit=None, seed=0)
+
+
+def test_a_truncated_h5_is_not_claimed_by_the_digits_detector(tmp_path: Path) -> None:
+    pytest.importorskip("refinekit_digits")
+    from refinekit_digits.usps import is_usps_h5
+
+    path = _kaggle(tmp_path / "x.h5", {"0": _good()})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # the signature survives, the rest is cut
+    assert is_usps_h5(str(path)) is False
