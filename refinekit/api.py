@@ -141,12 +141,15 @@ def prepare(
     checkpoint = out_dir / CHECKPOINT_NAME
     # One writer per run folder, before anything is read or written there. Under torchrun rank 0 writes
     # for all (the group is not joined yet, so RANK says who that is).
+    existed = out_dir.exists()
     lock = lock_folder(out_dir, "--out") if os.environ.get("RANK", "0") in ("", "0") else None
     try:
         trainer = _prepare_locked(config, out_dir, checkpoint, resume, skip_bad, callbacks, on_stage)
     except BaseException:
         if lock is not None:
             lock.release()
+            if not existed and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # a run that never started leaves no empty folder behind
         raise
     trainer.folder_lock = lock  # type: ignore[attr-defined]  # held while the trainer lives (see train())
     return trainer

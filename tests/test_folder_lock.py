@@ -198,3 +198,9 @@ def test_a_lock_file_removed_by_its_last_holder_is_not_shared_by_two_writers(tmp
     assert os.fstat(stale_fd).st_ino != os.stat(path).st_ino
     os.close(stale_fd)
     second.release()
+
+
+def test_a_run_that_fails_to_start_leaves_no_folder(tiny_domain, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "tiny", "--out", str(tmp_path / "run"), "--quiet", "--resume"])
+    assert result.exit_code == 2 and "no checkpoint.safetensors" in result.output
+    assert not (tmp_path / "run").exists()
