@@ -129,6 +129,7 @@ def describe_skipped(root: Path, skipped: list[tuple[str, str]], limit: int = 10
     listed = "; ".join(f"{name} {why}" for name, why in skipped[:limit])
     more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
     return (
-        f"{root}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not readable files: "
+        f"{root}: skipped {len(skipped)} "
+        f"{'entry that is not a readable file' if len(skipped) == 1 else 'entries that are not readable files'}: "
         f"{listed}{more}. They were not opened; replace them with image files or move them out of the folder."
     )
