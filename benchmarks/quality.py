@@ -199,6 +199,10 @@ or `refinekit refine eyes-simgan INPUT OUTPUT`.
 | the same for the unrefined simulator output | {scores['synthetic_realism'] * 100:.1f}% |
 | gaze moved by refinement (synthetic-trained estimator, mean angle) | {scores['gaze_moved_deg']:.2f} deg |
 
+Read the two realism figures together: the closer the refined figure is to the
+unrefined one, the less of the simulator's gap the refiner closed. What limits it
+and what was tried is in `docs/quality.md` of the refinekit repository.
+
 ## Licence
 Weights: Apache-2.0, as the code. They were trained on the embedded MPIIGaze sample
 (CC BY-NC-SA 4.0, non-commercial): see `../data/LICENSE-DATA.md`.
@@ -221,7 +225,8 @@ def draw_grid(synthetic: np.ndarray, refined: np.ndarray, real: np.ndarray, out:
 
 
 def print_table(runs: Path, variants: list[str]) -> None:
-    print(f"{'variant':<22} {'seeds':>5} {'realism % (mean ± sd)':>24} {'gaze moved ° (mean ± sd)':>26} {'train min':>10}")
+    # no training time column: the runs share the CPU with each other, so their wall times measure the load
+    print(f"{'variant':<22} {'seeds':>5} {'realism % (mean ± sd)':>24} {'gaze moved ° (mean ± sd)':>26}")
     unrefined: dict[str, float] = {}
     for variant in variants:
         scores = [json.loads(p.read_text()) for p in sorted((runs / variant).glob("seed*/quality.json"))]
@@ -230,9 +235,8 @@ def print_table(runs: Path, variants: list[str]) -> None:
         unrefined[variant] = scores[0]["synthetic_realism"]
         r = np.array([s["realism"] for s in scores]) * 100
         g = np.array([s["gaze_moved_deg"] for s in scores])
-        t = np.array([s.get("train_seconds", 0.0) for s in scores]) / 60
         print(f"{variant:<22} {len(scores):>5} {r.mean():>14.1f} ± {r.std(ddof=1) if len(r) > 1 else 0:4.1f}"
-              f" {g.mean():>17.2f} ± {g.std(ddof=1) if len(g) > 1 else 0:4.2f} {t.mean():>10.1f}")
+              f" {g.mean():>17.2f} ± {g.std(ddof=1) if len(g) > 1 else 0:4.2f}")
     for value in sorted(set(unrefined.values())):
         users = ", ".join(v for v, r in unrefined.items() if r == value)
         print(f"unrefined simulator output: realism {value * 100:.1f}% (the simulator of: {users})")
