@@ -204,3 +204,39 @@ def test_a_run_that_fails_to_start_leaves_no_folder(tiny_domain, tmp_path: Path)
     result = CliRunner().invoke(main, ["run", "tiny", "--out", str(tmp_path / "run"), "--quiet", "--resume"])
     assert result.exit_code == 2 and "no checkpoint.safetensors" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_two_real_refine_processes_the_second_is_refused_and_the_first_finishes(refiner_file, tmp_path) -> None:
+    """The reported case, end to end: two 'refinekit refine' processes into one OUTPUT."""
+    from tests.test_refine_crash import BLOCKING_HOOK
+
+    folder, out, hooks = tmp_path / "in", tmp_path / "out", tmp_path / "hooks"
+    folder.mkdir()
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(BLOCKING_HOOK)
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, SIZE, dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    command = [sys.executable, "-m", "refinekit", "refine", str(refiner_file), str(folder), str(out),
+               "--shard-size", "4", "--batch-size", "2", "--workers", "2", "--quiet"]
+    env = {**os.environ, "REFINEKIT_DISABLE_ENTRY_POINTS": "1"}
+    # the first writer stops for good at image 13 (shard 3), with shards 0 to 2 committed
+    first = subprocess.Popen(command, env={**env, "PYTHONPATH": str(hooks), "REFINEKIT_TEST_BLOCK": "13.png"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "records" / "shard_00002.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first refine ended early"
+            time.sleep(0.01)
+        committed = {p: p.read_bytes() for p in sorted((out / "shard_00000").iterdir())}
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"PID {first.pid}" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        assert {p: p.read_bytes() for p in sorted((out / "shard_00000").iterdir())} == committed
+        assert first.poll() is None  # the first writer was not disturbed
+    finally:
+        first.kill()
+        first.wait()
+    third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert verify_output(out)["count"] == 16
