@@ -267,7 +267,11 @@ class RefinedBatches:
 
     Args:
         batches: an iterable of collated batches (tensors, or dicts/tuples holding a (B, C, H, W) tensor).
-        refiner, image_key, device, precision, value_range: as for :class:`RefinedDataset`.
+        refiner: as for :class:`RefinedDataset`.
+        image_key: as for :class:`RefinedDataset`.
+        device: as for :class:`RefinedDataset`.
+        precision: as for :class:`RefinedDataset`.
+        value_range: as for :class:`RefinedDataset`.
 
     Examples:
         >>> loader = DataLoader(eyes, batch_size=256, num_workers=4, pin_memory=True)  # doctest: +SKIP
