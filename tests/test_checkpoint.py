@@ -19,7 +19,6 @@ from refinekit.api import prepare, resolve_config
 from refinekit.checkpoint import (
     CHECKPOINT_FORMAT,
     REFINER_FORMAT,
-    atomic_save,
     export_refiner,
     load_refiner,
     read_file,

@@ -12,7 +12,6 @@ from torch import nn
 from refinekit.api import prepare, resolve_config
 from refinekit.cli import main
 from refinekit.component_probe import probe_components
-from refinekit.errors import PluginError
 from refinekit.hookspecs import hookimpl
 
 

@@ -6,7 +6,6 @@ Each gives one DataError naming the file and the member or row (or, with skip_ba
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import h5py
