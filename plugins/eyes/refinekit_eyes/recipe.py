@@ -14,7 +14,7 @@ Schedules:
   realism accuracy against real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
   0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees. DiffAugment
   (translation, cut-out) on D's inputs and a refiner EMA of 0.99 keep the labels
-  about twice as well at the same realism (gaze moved 2.6 vs 6.1
+  about twice as well at the same realism (gaze moved 2.6 vs 5.7
   degrees; ``benchmarks/quality.py``, table in ``docs/quality.md``).
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
