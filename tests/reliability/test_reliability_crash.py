@@ -96,6 +96,20 @@ def _kill_during_write(process: subprocess.Popen, out: Path, timeout: float = 60
     return False
 
 
+def _kill_at_random(process: subprocess.Popen, out: Path, rng: random.Random) -> None:
+    """SIGKILL at a random moment within the next few steps.
+
+    The moment is drawn in steps, then in time within a step, so that a fast machine
+    cannot run through the whole schedule before the plan's later interruptions.
+    """
+    target = _saved_step(out) + rng.randint(0, 2)
+    deadline = time.monotonic() + 60
+    while _saved_step(out) < target and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, 0.02))
+    process.send_signal(signal.SIGKILL)
+
+
 def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], rounds: int, seed: int) -> dict[str, int]:
     """Run ``plan`` (a list of 'sigint', 'kill-write', 'kill-random'), resuming after each; then finish.
 
@@ -133,8 +147,7 @@ def _interrupt_and_resume(tmp_path: Path, kit, folders, plan: list[str], rounds:
             if action == "kill-write":
                 counts["kills_during_write"] += _kill_during_write(process, out)
             else:
-                time.sleep(rng.uniform(0.0, 0.8))
-                process.send_signal(signal.SIGKILL)
+                _kill_at_random(process, out, rng)
             process.communicate(timeout=60)
             assert process.returncode == -signal.SIGKILL
             counts["kills"] += 1
@@ -196,11 +209,12 @@ def test_sigint_then_kill_during_write_resumes_bit_for_bit(tmp_path, kit, folder
 @pytest.mark.slow
 def test_many_kills_resume_bit_for_bit(tmp_path, kit, folders) -> None:
     plan = ["kill-write", "kill-random"] * 4 + ["sigint"]
-    counts = _interrupt_and_resume(tmp_path, kit, folders, plan, rounds=40, seed=1)
+    # Each action uses at most a few steps (see _kill_at_random), so 60 rounds leave room for all nine.
+    counts = _interrupt_and_resume(tmp_path, kit, folders, plan, rounds=60, seed=1)
     print(f"kill test: {counts}")  # shown with -s: how many kills landed inside a checkpoint write
     assert counts["kills"] == 8 and counts["resumes"] == len(plan)
     assert counts["kills_during_write"] >= 1
-    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders, rounds=40))
+    _assert_same_state(tmp_path / "interrupted", _uninterrupted(tmp_path, kit, folders, rounds=60))
 
 
 # -- failures inside the checkpoint write, in process ----------------------------
