@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from refinekit.checkpoint import export_refiner
+from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
-from refinekit.refine import open_refiner, refine_batch
+from refinekit.refine.pipeline import open_refiner, refine_batch
 
 SIZE = (35, 55)
 

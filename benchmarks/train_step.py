@@ -3,10 +3,10 @@
 Three loops run in the same process, interleaved round by round so that load
 from other jobs on a shared machine hits them alike:
 
-* ``refinekit``: :class:`refinekit.trainer.Trainer` in fp32 (channels_last,
+* ``refinekit``: :class:`refinekit.training.loop.Trainer` in fp32 (channels_last,
   uint8 data sampled by index, uint8 history buffer, frozen D in R's update, only
   the needed half batch refined in D's update, the refiner run in cache-sized
-  chunks, see :mod:`refinekit.chunks`).
+  chunks, see :mod:`refinekit.runtime.chunks`).
 * ``refinekit <precision>``: the same with ``--precision`` (``auto`` resolves as
   a run would; bf16 is also measured when asked with ``--precision bf16``).
 * ``naive``: how public PyTorch ports train: NCHW fp32, every batch decoded
@@ -42,9 +42,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from refinekit.components.discriminators import LocalPatchDiscriminator
 from refinekit.components.refiners import SimGANResNet
 from refinekit.config import build_config
-from refinekit.data import ImageSet
-from refinekit.precision import resolve_precision
-from refinekit.trainer import Trainer
+from refinekit.data.image_set import ImageSet
+from refinekit.runtime.precision import resolve_precision
+from refinekit.training.loop import Trainer
 
 SIZE = (35, 55)
 POOL = 2048  # distinct images per side: enough that batches are not cached decodes

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from refinekit.checkpoint import export_refiner
+from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 
 

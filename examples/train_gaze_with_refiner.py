@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from refinekit import RefinedBatches
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data import to_float
-from refinekit.loading import load_dataset
-from refinekit.precision import resolve_device
-from refinekit.refine import open_refiner, refine_batch
+from refinekit.data.image_set import to_float
+from refinekit.data.loading import load_dataset
+from refinekit.runtime.precision import resolve_device
+from refinekit.refine.pipeline import open_refiner, refine_batch
 from refinekit_eyes.gaze import angular_error_degrees
 from refinekit_eyes.gaze_estimator import GazeEstimator
 

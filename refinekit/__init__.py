@@ -13,6 +13,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
+from refinekit import moved
 from refinekit.errors import (
     CheckpointError,
     ConfigError,
@@ -23,27 +24,29 @@ from refinekit.errors import (
     UnknownNameError,
 )
 
+moved.install()  # the 0.x module paths (refinekit.trainer, ...) still import, with a DeprecationWarning
+
 # Re-exported lazily (PEP 562): ``import refinekit`` must not import torch, which takes seconds; a
 # Ctrl-C during that import would otherwise end every command with a traceback instead of exit 130.
 _LAZY = {
-    "resolve_config": "refinekit.api",
-    "train": "refinekit.api",
-    "load_refiner": "refinekit.checkpoint",
-    "ImageSet": "refinekit.data",
+    "resolve_config": "refinekit.training.setup",
+    "train": "refinekit.training.setup",
+    "load_refiner": "refinekit.weights.files",
+    "ImageSet": "refinekit.data.image_set",
     "evaluate": "refinekit.evaluation",
-    "create_discriminator": "refinekit.plugins",
-    "create_refiner": "refinekit.plugins",
-    "create_regularizer": "refinekit.plugins",
-    "list_datasets": "refinekit.plugins",
-    "list_discriminators": "refinekit.plugins",
-    "list_recipes": "refinekit.plugins",
-    "list_refiners": "refinekit.plugins",
-    "list_regularizers": "refinekit.plugins",
-    "Recipe": "refinekit.recipes",
-    "RefinedBatches": "refinekit.refined_dataset",
-    "RefinedDataset": "refinekit.refined_dataset",
-    "TrainingSet": "refinekit.training_set",
-    "make_training_set": "refinekit.training_set",
+    "create_discriminator": "refinekit.plugins.registry",
+    "create_refiner": "refinekit.plugins.registry",
+    "create_regularizer": "refinekit.plugins.registry",
+    "list_datasets": "refinekit.plugins.registry",
+    "list_discriminators": "refinekit.plugins.registry",
+    "list_recipes": "refinekit.plugins.registry",
+    "list_refiners": "refinekit.plugins.registry",
+    "list_regularizers": "refinekit.plugins.registry",
+    "Recipe": "refinekit.plugins.recipe",
+    "RefinedBatches": "refinekit.refine.dataset",
+    "RefinedDataset": "refinekit.refine.dataset",
+    "TrainingSet": "refinekit.refine.training_set",
+    "make_training_set": "refinekit.refine.training_set",
 }
 
 
@@ -63,11 +66,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from refinekit.api import resolve_config, train
-    from refinekit.checkpoint import load_refiner
-    from refinekit.data import ImageSet
+    from refinekit.training.setup import resolve_config, train
+    from refinekit.weights.files import load_refiner
+    from refinekit.data.image_set import ImageSet
     from refinekit.evaluation import evaluate
-    from refinekit.plugins import (
+    from refinekit.plugins.registry import (
         create_discriminator,
         create_refiner,
         create_regularizer,
@@ -77,9 +80,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         list_refiners,
         list_regularizers,
     )
-    from refinekit.recipes import Recipe
-    from refinekit.refined_dataset import RefinedBatches, RefinedDataset
-    from refinekit.training_set import TrainingSet, make_training_set
+    from refinekit.plugins.recipe import Recipe
+    from refinekit.refine.dataset import RefinedBatches, RefinedDataset
+    from refinekit.refine.training_set import TrainingSet, make_training_set
 
 __all__ = [
     "CheckpointError",

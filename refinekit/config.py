@@ -20,7 +20,7 @@ from refinekit.errors import ConfigError
 
 
 MAX_SIDE = 4096
-"""Most pixels per image side (as for exported refiners, :data:`refinekit.checkpoint.MAX_SIDE`)."""
+"""Most pixels per image side (as for exported refiners, :data:`refinekit.weights.files.MAX_SIDE`)."""
 MAX_BATCH = 65536
 MAX_BUFFER = 10_000_000
 MAX_BUFFER_BYTES = 16 * 2**30

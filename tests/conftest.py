@@ -7,10 +7,10 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from refinekit.data import ImageSet
-from refinekit.hookspecs import hookimpl
-from refinekit.plugins import Registry, get_registry, reset_registry
-from refinekit.recipes import Recipe
+from refinekit.data.image_set import ImageSet
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
+from refinekit.plugins.recipe import Recipe
 
 TINY_SIZE = (16, 20)
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import refinekit
-from refinekit.api import prepare, resolve_config
+from refinekit.training.setup import prepare, resolve_config
 from refinekit.errors import CheckpointError, ConfigError, DataError
-from refinekit.trainer import StepReport
+from refinekit.training.loop import StepReport
 
 SMALL = {"refiner__options": {"features": 8, "blocks": 1}, "discriminator__options": {"widths": [8, 8, 8, 8]}}
 
@@ -102,7 +102,7 @@ def test_real_path_keeps_the_options_and_limit_set_for_its_loader(tmp_path) -> N
 def test_resume_from_a_checkpoint_without_config_says_so(tiny_domain, tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from refinekit.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
+    from refinekit.weights.files import CHECKPOINT_FORMAT, FORMAT_VERSION
 
     (tmp_path / "run").mkdir()
     save_file({"x": torch.zeros(1)}, str(tmp_path / "run" / "checkpoint.safetensors"),

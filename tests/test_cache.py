@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-import refinekit.cache as cache
-from refinekit.api import prepare, resolve_config
-from refinekit.cache import DatasetCache, dataset_identity, load_dataset_cached, prune
+import refinekit.data.cache as cache
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.data.cache import DatasetCache, dataset_identity, load_dataset_cached, prune
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data import BatchSampler, ImageSet, is_memory_mapped
-from refinekit.hookspecs import hookimpl
-from refinekit.loading import load_dataset
+from refinekit.data.image_set import BatchSampler, ImageSet, is_memory_mapped
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.data.loading import load_dataset
 
 IMAGE = ImageConfig(channels=1, height=8, width=10)
 

@@ -14,9 +14,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-import refinekit.checkpoint as checkpoint
-from refinekit.api import prepare, resolve_config
-from refinekit.checkpoint import (
+import refinekit.weights.files as checkpoint
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.weights.files import (
     CHECKPOINT_FORMAT,
     REFINER_FORMAT,
     export_refiner,
@@ -25,7 +25,7 @@ from refinekit.checkpoint import (
 )
 from refinekit.config import build_config
 from refinekit.errors import CheckpointError
-from refinekit.plugins import create_refiner
+from refinekit.plugins.registry import create_refiner
 
 SMALL = {"features": 8, "blocks": 1}
 
@@ -143,7 +143,7 @@ def test_wrong_format_version_says_which_and_what_to_do(tmp_path) -> None:
 def test_a_checkpoint_is_not_a_refiner_and_other_files_are_named(tmp_path) -> None:
     _, path = refiner_file(tmp_path)
     rewrite_metadata(path, format=CHECKPOINT_FORMAT)
-    with pytest.raises(CheckpointError, match="metadata 'format' is 'refinekit.checkpoint', expected 'refinekit.refiner'"):
+    with pytest.raises(CheckpointError, match="metadata 'format' is 'refinekit.weights.files', expected 'refinekit.refiner'"):
         load_refiner(path)
     plain = tmp_path / "plain.safetensors"
     save_file({"x": torch.zeros(1)}, str(plain))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from refinekit.cli import main
+from refinekit.cli.commands import main
 from refinekit.errors import ConfigError
-from refinekit.hookspecs import hookimpl
-from refinekit.plugins import DEFAULT_PLUGINS
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.registry import DEFAULT_PLUGINS
 
 SMALL = ["--set", "refiner.options.features=8", "--set", "refiner.options.blocks=1"]
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from refinekit.cli import main
+from refinekit.cli.commands import main
 from refinekit.config import iter_keys
-from refinekit.plugins import iter_plugins
+from refinekit.plugins.registry import iter_plugins
 
 
 def listing(*args: str, columns: int = 80) -> str:

@@ -9,10 +9,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from refinekit.api import prepare, resolve_config
-from refinekit.cli import main
-from refinekit.component_probe import probe_components
-from refinekit.hookspecs import hookimpl
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.cli.commands import main
+from refinekit.plugins.probe import probe_components
+from refinekit.plugins.hookspecs import hookimpl
 
 
 class TwoChannels(nn.Module):
@@ -112,6 +112,6 @@ def test_the_probe_changes_no_state_batch_norm_statistics_rng_or_modes(tiny_doma
 def test_a_run_with_good_components_is_unchanged_by_the_probe(tiny_domain, tmp_path: Path, monkeypatch) -> None:
     config = resolve_config("tiny")
     first = prepare(config, tmp_path / "a").fit()
-    monkeypatch.setattr("refinekit.trainer.Trainer.probe_components", lambda self: None)
+    monkeypatch.setattr("refinekit.training.loop.Trainer.probe_components", lambda self: None)
     second = prepare(config, tmp_path / "b").fit()
     assert first.metrics == second.metrics

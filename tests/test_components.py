@@ -1,4 +1,4 @@
-"""Built-in components: the refinekit.testing contracts at the paper's settings, plus the paper's numbers."""
+"""Built-in components: the refinekit.plugins.contracts contracts at the paper's settings, plus the paper's numbers."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from refinekit.checkpoint import export_refiner, load_refiner
+from refinekit.weights.files import export_refiner, load_refiner
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.errors import CheckpointError, ConfigError
-from refinekit.imageio import write_image
-from refinekit.plugins import create_discriminator, create_refiner, create_regularizer
-from refinekit.testing import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
+from refinekit.data.image_files import write_image
+from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
+from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
 
 TIMM_MODEL = "test_resnet"  # timm's 0.37M-parameter test network: real timm code, milliseconds to run
 

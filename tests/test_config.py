@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from refinekit.api import resolve_config
+from refinekit.training.setup import resolve_config
 from refinekit.config import TrainConfig, build_config, deep_merge, iter_keys, load_toml, parse_set
 from refinekit.errors import ConfigError
-from refinekit.recipes import Recipe
+from refinekit.plugins.recipe import Recipe
 
 DATA = {"synthetic": {"name": "image-folder"}, "real": {"name": "image-folder"}}
 

@@ -16,10 +16,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from refinekit.api import prepare, resolve_config
-from refinekit.distributed import RANK_SEED_STRIDE, Topology, topology
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.runtime.distributed import RANK_SEED_STRIDE, Topology, topology
 from refinekit.errors import CheckpointError
-from refinekit.plugins import create_discriminator, create_refiner
+from refinekit.plugins.registry import create_discriminator, create_refiner
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 CONFIG = """
@@ -54,7 +54,7 @@ def test_a_single_process_is_rank_zero_of_one() -> None:
 
 
 def test_a_checkpoint_resumes_only_with_its_world_size(tiny_domain, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("refinekit.trainer.plot_losses", lambda metrics, out: None)
+    monkeypatch.setattr("refinekit.training.loop.plot_losses", lambda metrics, out: None)
     small = ["refiner.options.features=8", "refiner.options.blocks=1", "schedule.steps=0"]
     prepare(resolve_config("tiny", overrides=small), tmp_path).fit()
     path = tmp_path / "checkpoint.safetensors"

@@ -39,7 +39,7 @@ import pytest
 from click.testing import CliRunner
 
 import refinekit
-import refinekit.api
+import refinekit.training.setup
 from refinekit.config import TrainConfig, build_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,8 +152,8 @@ def docs_environment(isolated_registry, tmp_path, monkeypatch):
         except ImportError:
             continue
         isolated_registry.register_plugin(module, module_name.split(".")[0].removeprefix("refinekit_"))
-    original = refinekit.api.resolve_config
-    monkeypatch.setattr(refinekit.api, "resolve_config", lambda *a, **kw: tiny(original(*a, **kw)))
+    original = refinekit.training.setup.resolve_config
+    monkeypatch.setattr(refinekit.training.setup, "resolve_config", lambda *a, **kw: tiny(original(*a, **kw)))
     # refinekit.resolve_config (lazily re-exported) stays the real one: pages print the configs users get
     monkeypatch.setattr(refinekit, "resolve_config", original, raising=False)
     _shrink_evaluation(monkeypatch)
@@ -183,7 +183,7 @@ def _shrink_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(block: Block) -> tuple[int, str]:
-    from refinekit.cli import main
+    from refinekit.cli.commands import main
 
     output, code = [], 0
     for command in block.code.replace("\\\n", " ").splitlines():

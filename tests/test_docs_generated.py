@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import pytest
 
-from refinekit import hookspecs
-from refinekit.cli import main
+from refinekit.plugins import hookspecs
+from refinekit.cli.commands import main
 from refinekit.config import iter_keys
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,13 +17,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from refinekit.checkpoint import export_refiner
-from refinekit.cli import main
+from refinekit.weights.files import export_refiner
+from refinekit.cli.commands import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import FolderBusyError
-from refinekit.folder_lock import LOCK_NAME, lock_folder
-from refinekit.refine import refine_to_folder
-from refinekit.refine_outputs import lock_output, verify_output
+from refinekit.data.folder_lock import LOCK_NAME, lock_folder
+from refinekit.refine.pipeline import refine_to_folder
+from refinekit.refine.outputs import lock_output, verify_output
 
 SIZE = (35, 55)
 
@@ -67,7 +67,7 @@ def test_a_second_writer_is_refused_naming_the_holder_pid_and_host(tmp_path: Pat
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    proc = _holder_process(f"from refinekit.folder_lock import lock_folder\nlock = lock_folder({str(folder)!r}, '--out')")
+    proc = _holder_process(f"from refinekit.data.folder_lock import lock_folder\nlock = lock_folder({str(folder)!r}, '--out')")
     try:
         with pytest.raises(FolderBusyError, match=f"PID {proc.pid} on host"):
             lock_folder(folder, "--out")
@@ -91,7 +91,7 @@ def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
 def test_two_refines_into_one_output_the_second_is_refused_and_nothing_is_lost(refiner_file, images, tmp_path) -> None:
     out = tmp_path / "out"
     proc = _holder_process(
-        "from pathlib import Path\nfrom refinekit.refine_outputs import lock_output\n"
+        "from pathlib import Path\nfrom refinekit.refine.outputs import lock_output\n"
         f"out = Path({str(out)!r})\n(out / 'records').mkdir(parents=True)\nlocks = lock_output(out, None)"
     )
     try:
@@ -142,7 +142,7 @@ def test_a_refine_that_failed_leaves_the_output_unlocked(refiner_file, images, t
 
 
 def test_two_runs_with_one_out_the_second_is_refused_before_writing(tiny_domain, tmp_path: Path) -> None:
-    from refinekit.api import prepare, resolve_config
+    from refinekit.training.setup import prepare, resolve_config
 
     out = tmp_path / "run"
     config = resolve_config("tiny")
@@ -160,7 +160,7 @@ def test_two_runs_with_one_out_the_second_is_refused_before_writing(tiny_domain,
 
 
 def test_evaluate_refuses_a_report_folder_another_evaluation_writes(tiny_domain, tmp_path: Path) -> None:
-    from refinekit.api import train
+    from refinekit.training.setup import train
     from refinekit.evaluation.api import evaluate
 
     out = tmp_path / "run"
@@ -183,7 +183,7 @@ def test_a_finished_writer_leaves_no_lock_file(refiner_file, images, tmp_path) -
 
 def test_a_lock_file_removed_by_its_last_holder_is_not_shared_by_two_writers(tmp_path: Path) -> None:
     """A writer that opened the file just before its holder removed it must not lock the orphaned file."""
-    from refinekit.folder_lock import try_lock
+    from refinekit.data.folder_lock import try_lock
 
     path = tmp_path / LOCK_NAME
     first = try_lock(path)

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit import hookspecs
+from refinekit.plugins import hookspecs
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data import ImageSet
-from refinekit.hookspecs import hookimpl
-from refinekit.loading import detect_dataset, load_dataset
-from refinekit.plugins import (
+from refinekit.data.image_set import ImageSet
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.data.loading import detect_dataset, load_dataset
+from refinekit.plugins.registry import (
     create_discriminator,
     create_refiner,
     create_regularizer,
@@ -24,7 +24,7 @@ from refinekit.plugins import (
     get_task,
     list_tasks,
 )
-from refinekit.recipes import Recipe
+from refinekit.plugins.recipe import Recipe
 
 HOOKS = sorted(
     name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "refinekit_spec")

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from refinekit.cli import main
+from refinekit.cli.commands import main
 
 
 def test_importing_refinekit_or_its_cli_imports_no_torch() -> None:
-    code = "import sys, refinekit, refinekit.cli; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    code = "import sys, refinekit, refinekit.cli.commands; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -35,7 +35,7 @@ def test_an_interrupt_while_a_command_imports_torch_exits_130_quietly(monkeypatc
     real_import = builtins.__import__
 
     def interrupted(name, *args, **kwargs):
-        if name.startswith("refinekit.api"):
+        if name.startswith("refinekit.training.setup"):
             raise KeyboardInterrupt
         return real_import(name, *args, **kwargs)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from refinekit import losses
+from refinekit.training import losses
 from refinekit.components.discriminators import REAL, REFINED
-from refinekit.plugins import create_regularizer
+from refinekit.plugins.registry import create_regularizer
 
 
 def confident_real_logits(batch: int = 2, h: int = 9, w: int = 14) -> torch.Tensor:

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
-from refinekit.cli import main
+from refinekit.cli.commands import main
 from refinekit.errors import ConfigError, DataError, PluginError
-from refinekit.hookspecs import hookimpl
-from refinekit.plugins import PluginWarning, create_refiner, get_recipe, get_registry, reset_registry
-from refinekit.recipes import Recipe
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.registry import PluginWarning, create_refiner, get_recipe, get_registry, reset_registry
+from refinekit.plugins.recipe import Recipe
 
 from tests.test_plugins import make_distribution
 
@@ -115,7 +115,7 @@ def test_a_plugin_bug_is_told_apart_from_an_option_error(isolated_registry) -> N
 
 
 def test_a_crashing_loader_is_a_plugin_error_not_an_options_error(isolated_registry, tmp_path) -> None:
-    from refinekit.loading import call_loader
+    from refinekit.data.loading import call_loader
 
     isolated_registry.register_plugin(Components, "comp")
     with pytest.raises(PluginError, match=r"dataset 'crashing' of plugin 'comp' .*crashed reading x.*KeyError"):
@@ -125,7 +125,7 @@ def test_a_crashing_loader_is_a_plugin_error_not_an_options_error(isolated_regis
 
 
 def test_a_crashing_format_detector_does_not_break_another_plugins_run(isolated_registry, tmp_path) -> None:
-    from refinekit.loading import detect_dataset
+    from refinekit.data.loading import detect_dataset
 
     isolated_registry.register_plugin(Components, "comp")
     folder = tmp_path / "images"

@@ -10,12 +10,12 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit.evaluation.task import Task
-from refinekit.hookspecs import hookimpl
-from refinekit.recipes import Recipe
-from refinekit.testing import RecipeContract, TaskContract
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.recipe import Recipe
+from refinekit.plugins.contracts import RecipeContract, TaskContract
 
 SIZE = (16, 20)
 
@@ -111,7 +111,7 @@ def test_the_task_contract_catches_overlapping_splits(refinekit_registry) -> Non
 
 
 def test_detection_names_only_loaders_that_can_detect(refinekit_registry, tmp_path) -> None:
-    from refinekit.loading import detect_dataset
+    from refinekit.data.loading import detect_dataset
 
     refinekit_registry.register_plugin(KitPlugin, "kit")
     (tmp_path / "notes.txt").write_text("not data")
@@ -121,7 +121,7 @@ def test_detection_names_only_loaders_that_can_detect(refinekit_registry, tmp_pa
 
 
 def test_a_loaders_options_are_listed_from_its_signature(refinekit_registry) -> None:
-    from refinekit.cli import main
+    from refinekit.cli.commands import main
 
     refinekit_registry.register_plugin(KitPlugin, "kit")
     result = CliRunner().invoke(main, ["datasets", "kit-noise"], env={"COLUMNS": "80"})

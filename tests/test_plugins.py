@@ -12,8 +12,8 @@ from torch import nn
 
 import refinekit
 from refinekit.errors import ConfigError, PluginError, UnknownNameError
-from refinekit.hookspecs import hookimpl
-from refinekit.plugins import (
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.registry import (
     DEFAULT_PLUGINS,
     PluginWarning,
     Registry,
@@ -105,7 +105,7 @@ def make_distribution(site: Path, dist: str, version: str, plugins: dict[str, st
 
 GOOD_PLUGIN = """
     from torch import nn
-    from refinekit.hookspecs import hookimpl
+    from refinekit.plugins.hookspecs import hookimpl
 
     @hookimpl
     def register_refiners(register):

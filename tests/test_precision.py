@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import refinekit.precision as precision
-from refinekit.api import prepare, resolve_config
+import refinekit.runtime.precision as precision
+from refinekit.training.setup import prepare, resolve_config
 from refinekit.errors import ConfigError
-from refinekit.precision import Precision, resolve_precision
+from refinekit.runtime.precision import Precision, resolve_precision
 
 CPU = torch.device("cpu")
 SMALL = ["refiner.options.features=8", "refiner.options.blocks=1", "discriminator.options.widths=[8, 8, 8, 8]"]
@@ -60,14 +60,14 @@ def test_a_bf16_step_keeps_fp32_weights_and_finite_losses(tiny_domain, tmp_path)
 
 def test_auto_is_recorded_and_a_resumed_run_keeps_its_first_choice(tiny_domain, tmp_path, monkeypatch) -> None:
     overrides = [*SMALL, 'precision="auto"', "schedule.steps=0"]
-    monkeypatch.setattr("refinekit.trainer.plot_losses", lambda metrics, out: None)  # slow, and not under test
-    monkeypatch.setattr("refinekit.trainer.resolve_precision", lambda name, device: Precision("fp32", None, "cpu", "x"))
+    monkeypatch.setattr("refinekit.training.loop.plot_losses", lambda metrics, out: None)  # slow, and not under test
+    monkeypatch.setattr("refinekit.training.loop.resolve_precision", lambda name, device: Precision("fp32", None, "cpu", "x"))
     prepare(resolve_config("tiny", overrides=overrides), tmp_path).fit()
     with safe_open(str(tmp_path / "checkpoint.safetensors"), "pt") as f:
         assert f.metadata()["precision"] == "fp32"
     # Today auto would pick bf16 (another machine, another measurement); the run continues in fp32.
     monkeypatch.setattr(
-        "refinekit.trainer.resolve_precision", lambda name, device: Precision("bf16", torch.bfloat16, "cpu", "x")
+        "refinekit.training.loop.resolve_precision", lambda name, device: Precision("bf16", torch.bfloat16, "cpu", "x")
     )
     resumed = prepare(resolve_config("tiny", overrides=overrides), tmp_path, resume=True)
     assert resumed.precision.name == "fp32" and resumed.precision.dtype is None

@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from refinekit.checkpoint import export_refiner
+from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 
 COUNT, SHARD, BATCH, BLOCKED_AT = 300, 20, 10, 150  # input 150 (in shard 7) blocks the first run
@@ -53,7 +53,7 @@ def file_states(out: Path, shards: range) -> dict[str, tuple[int, int, bytes]]:
 
 BLOCKING_HOOK = """
 import os, time
-from refinekit import imageio
+from refinekit.data import image_files as imageio
 
 _open_regular = imageio.open_regular
 

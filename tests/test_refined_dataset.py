@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from refinekit import RefinedBatches, RefinedDataset
-from refinekit.checkpoint import export_refiner
+from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from refinekit.report import loss_series, plot_losses, sample_grid, save_sample_grid
+from refinekit.training.run_figures import loss_series, plot_losses, sample_grid, save_sample_grid
 
 
 @pytest.mark.parametrize("size", [(35, 55), (16, 20), (28, 28)])

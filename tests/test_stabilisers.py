@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit import augment as augment_module
-from refinekit import losses
-from refinekit.api import resolve_config
-from refinekit.checkpoint import load_refiner
+from refinekit.training import augment as augment_module
+from refinekit.training import losses
+from refinekit.training.setup import resolve_config
+from refinekit.weights.files import load_refiner
 from refinekit.components.discriminators import REAL, REFINED, LocalPatchDiscriminator
 from refinekit.config import HoldoutConfig, TrainConfig
 from refinekit.errors import ConfigError
 from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
-from refinekit.heldout import split_real
-from refinekit.loading import load_dataset
+from refinekit.data.heldout import split_real
+from refinekit.data.loading import load_dataset
 from tests.test_trainer import SMALL, CrashAt, assert_same_run, make_trainer
 
 ALL_OPS = list(augment_module.AUGMENTATIONS)
@@ -63,7 +63,7 @@ def test_d_sees_real_and_refined_augmented_alike_and_r_is_trained_through_it(
         assert list(policy) == ["translation", "cutout"]
         return augment_module.augment(x, policy)
 
-    monkeypatch.setattr("refinekit.trainer.augment", spy)
+    monkeypatch.setattr("refinekit.training.loop.augment", spy)
     trainer = make_trainer(tmp_path, "adversarial.augment=['translation','cutout']")
     real_state = trainer.real.state()
     trainer.discriminator_step()

@@ -1,4 +1,4 @@
-"""The contract classes of refinekit.testing: built-in components pass them, broken components fail them."""
+"""The contract classes of refinekit.plugins.contracts: built-in components pass them, broken components fail them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit.data import ImageSet
-from refinekit.hookspecs import hookimpl
-from refinekit.imageio import write_image
-from refinekit.testing import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
+from refinekit.data.image_set import ImageSet
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.data.image_files import write_image
+from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
 
 SMALL = (16, 20)
 
@@ -184,7 +184,7 @@ def test_contract_registers_its_plugin_for_each_test_and_forgets_it_afterwards(i
     fixture = TestPluginOnlyHere._component_registered.__wrapped__
     steps = fixture(TestPluginOnlyHere())
     next(steps)
-    from refinekit.plugins import list_refiners
+    from refinekit.plugins.registry import list_refiners
 
     assert "plugin-only-here" in list_refiners()
     with pytest.raises(StopIteration):
@@ -194,6 +194,6 @@ def test_contract_registers_its_plugin_for_each_test_and_forgets_it_afterwards(i
 
 def test_refinekit_registry_fixture_is_fresh(refinekit_registry) -> None:
     refinekit_registry.register_plugin(PluginOnlyHere, "here")
-    from refinekit.plugins import get_registry, list_refiners
+    from refinekit.plugins.registry import get_registry, list_refiners
 
     assert get_registry() is refinekit_registry and "plugin-only-here" in list_refiners()

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from refinekit.api import prepare, resolve_config
-from refinekit.checkpoint import CHECKPOINT_FORMAT, load_refiner, read_file
-from refinekit.data import to_uint8
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.weights.files import CHECKPOINT_FORMAT, load_refiner, read_file
+from refinekit.data.image_set import to_uint8
 from refinekit.errors import NonFiniteLossError
-from refinekit.hookspecs import hookimpl
-from refinekit.trainer import Trainer, TrainingInterrupted
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.training.loop import Trainer, TrainingInterrupted
 
 # The tiny recipe with small networks: the loop's behaviour, not the networks', is under test.
 SMALL = [
@@ -26,7 +26,7 @@ SMALL = [
 @pytest.fixture(autouse=True)
 def no_loss_plot(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loss figure is 70% of a tiny run's time and is checked in test_cli; these tests read the numbers."""
-    monkeypatch.setattr("refinekit.trainer.plot_losses", lambda metrics, out: None)
+    monkeypatch.setattr("refinekit.training.loop.plot_losses", lambda metrics, out: None)
 
 
 def make_trainer(out: Path, *overrides: str, resume: bool = False) -> Trainer:
@@ -259,7 +259,7 @@ class NaNPlugin:
 
 @pytest.fixture
 def nan_regularizer(tiny_domain):
-    NaNAfter.calls = -1  # the run-time probe calls it once before step 1 (refinekit.component_probe)
+    NaNAfter.calls = -1  # the run-time probe calls it once before step 1 (refinekit.plugins.probe)
     tiny_domain.register_plugin(NaNPlugin, "nan-plugin")
     yield
     tiny_domain.unregister_plugin("nan-plugin")

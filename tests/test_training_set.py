@@ -23,17 +23,17 @@ from click.testing import CliRunner
 from PIL import Image
 
 import refinekit
-import refinekit.training_set as training_set
-from refinekit.checkpoint import export_refiner
-from refinekit.cli import main
+import refinekit.refine.training_set as training_set
+from refinekit.weights.files import export_refiner
+from refinekit.cli.commands import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.config import DatasetConfig, ImageConfig, config_to_json
-from refinekit.data import ImageSet
-from refinekit.hookspecs import hookimpl
-from refinekit.imageio import read_image
-from refinekit.loading import load_dataset
-from refinekit.refine import open_refiner, refine_batch
-from refinekit.refine_outputs import verify_output
+from refinekit.data.image_set import ImageSet
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.data.image_files import read_image
+from refinekit.data.loading import load_dataset
+from refinekit.refine.pipeline import open_refiner, refine_batch
+from refinekit.refine.outputs import verify_output
 
 
 def make_refiner(path: Path, size: tuple[int, int]) -> Path:

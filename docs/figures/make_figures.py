@@ -25,7 +25,7 @@ from refinekit.components.discriminators import LocalPatchDiscriminator  # noqa:
 from refinekit.components.refiners import SimGANResNet  # noqa: E402
 from refinekit.components.regularizers import SelfRegularizer  # noqa: E402
 from refinekit.config import ScheduleConfig  # noqa: E402
-from refinekit.data import resize_uint8, to_float  # noqa: E402
+from refinekit.data.image_set import resize_uint8, to_float  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_EYES = ROOT / "plugins" / "eyes" / "refinekit_eyes" / "data" / "mpiigaze-real-eyes-1500.npz"

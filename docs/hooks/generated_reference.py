@@ -63,7 +63,7 @@ def config_reference() -> str:
 
 def recipes_reference() -> str:
     """One section per registered recipe: what it is, and every key it and its schedules set."""
-    from refinekit.plugins import get_registry
+    from refinekit.plugins.registry import get_registry
 
     registry = get_registry()
     parts = []
@@ -104,7 +104,7 @@ def cli_reference() -> str:
     """Each command's help, usage and options, from the same click objects that ``--help`` prints."""
     import click
 
-    from refinekit.cli import main
+    from refinekit.cli.commands import main
 
     parts = []
     root = click.Context(main, info_name="refinekit", **main.context_settings)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-from refinekit.hookspecs import hookimpl
-from refinekit.imageio import IMAGE_SUFFIXES, list_images, read_image
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.data.image_files import IMAGE_SUFFIXES, list_images, read_image
 
 
 def load_image_folder(

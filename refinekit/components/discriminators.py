@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.hookspecs import hookimpl
+from refinekit.plugins.hookspecs import hookimpl
 
 REFINED, REAL = 0, 1
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from refinekit.hookspecs import hookimpl
-from refinekit.recipes import Recipe
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.recipe import Recipe
 
 SIMGAN = Recipe(
     name="simgan",

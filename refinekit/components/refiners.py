@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.hookspecs import hookimpl
+from refinekit.plugins.hookspecs import hookimpl
 
 
 class ResnetBlock(nn.Module):
@@ -80,7 +80,7 @@ class TimmUNetRefiner(nn.Module):
 
         self.encoder = timm.create_model(encoder, pretrained=False, features_only=True, in_chans=channels)
         if weights is not None:
-            from refinekit.checkpoint import load_encoder_weights
+            from refinekit.weights.files import load_encoder_weights
 
             load_encoder_weights(self.encoder, Path(weights), f"the encoder '{encoder}'")
         skip_channels = self.encoder.feature_info.channels()

@@ -4,7 +4,7 @@ Normalisation: the L1 is a *mean* over batch, channels and feature positions, so
 the weight does not change with batch or image size. The paper writes a sum
 over pixels and over patches; its lambda converts as
 ``reg_weight = lambda_paper * C * H * W / P`` for P discriminator patches, because
-the adversarial term here is a mean too (see :mod:`refinekit.losses`).
+the adversarial term here is a mean too (see :mod:`refinekit.training.losses`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from refinekit.errors import ConfigError
-from refinekit.hookspecs import hookimpl
+from refinekit.plugins.hookspecs import hookimpl
 
 FeatureMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,7 +49,7 @@ class TimmFeatures(nn.Module):
 
         self.net = timm.create_model(model, pretrained=False, features_only=True, in_chans=channels)
         if weights is not None:
-            from refinekit.checkpoint import load_encoder_weights
+            from refinekit.weights.files import load_encoder_weights
 
             load_encoder_weights(self.net, Path(weights), f"psi's timm model '{model}'")
         self.layers = layers

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from refinekit.data import to_float
+from refinekit.data.image_set import to_float
 
 EXTRACTOR_SEED = 0
 EXTRACTOR_NAME = f"random-conv-v1 (fixed random weights, seed {EXTRACTOR_SEED}; mean+std of 3 conv stages, 896 features)"

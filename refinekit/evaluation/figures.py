@@ -8,9 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from refinekit.data import to_float
+from refinekit.data.image_set import to_float
 from refinekit.evaluation.downstream import DownstreamResult
-from refinekit.report import save_sample_grid
+from refinekit.training.run_figures import save_sample_grid
 
 
 def _pyplot():

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.data import to_float
+from refinekit.data.image_set import to_float
 from refinekit.evaluation.statistics import Estimate, p_value_above_chance, wilson
 
 CLASSIFIER_NAME = "c2st-cnn-v1"

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from refinekit.data import to_float, to_uint8
+from refinekit.data.image_set import to_float, to_uint8
 
 RefineFn = Callable[[torch.Tensor], torch.Tensor]
 """Float (B, C, H, W) in [-1, 1] -> refined float batch, e.g. ``Trainer.refine`` or a loaded refiner."""

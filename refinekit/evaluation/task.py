@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from refinekit.config import ImageConfig
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 
 Split = Literal["train", "test"]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from refinekit.data import to_float
+from refinekit.data.image_set import to_float
 from refinekit.evaluation.task import Task
 
 

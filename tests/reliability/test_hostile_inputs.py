@@ -15,11 +15,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from refinekit.checkpoint import export_refiner
-from refinekit.cli import main
+from refinekit.weights.files import export_refiner
+from refinekit.cli.commands import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import ConfigError, DataError
-from refinekit.refine import refine_to_folder
+from refinekit.refine.pipeline import refine_to_folder
 
 SIZE = (35, 55)
 
@@ -98,7 +98,7 @@ def _rewrite(path: Path, *, metadata: dict[str, str] | None = None, tensor_fill:
     ],
 )
 def test_refiner_metadata_out_of_bounds_is_refused_naming_file_and_key(refiner_file, images, tmp_path, key, value):
-    from refinekit.checkpoint import load_refiner
+    from refinekit.weights.files import load_refiner
     from refinekit.errors import CheckpointError
 
     _rewrite(refiner_file, metadata={key: value})
@@ -119,7 +119,7 @@ def test_refiner_weights_holding_nan_or_inf_are_refused_at_load(refiner_file, im
 
 @pytest.mark.parametrize(("key", "value"), [("step", "-3"), ("step", "x"), ("skipped_steps", "-1"), ("step", "1e9")])
 def test_a_checkpoint_with_a_bad_step_is_refused_and_keeps_the_metrics(tiny_domain, tmp_path, key, value):
-    from refinekit.api import train
+    from refinekit.training.setup import train
     from refinekit.errors import CheckpointError
 
     out = tmp_path / "run"
@@ -200,7 +200,7 @@ def test_a_fifo_given_as_the_input_itself_is_refused(refiner_file, tmp_path) -> 
 
 
 def test_an_image_swapped_for_a_fifo_after_listing_is_refused_not_waited_on(tmp_path) -> None:
-    from refinekit.imageio import read_image
+    from refinekit.data.image_files import read_image
 
     os.mkfifo(tmp_path / "late.png")
     with pytest.raises(DataError, match="late.png: not a readable image .*not a regular file"):
@@ -223,7 +223,9 @@ def test_an_unlistable_subfolder_is_named_in_the_warning(refiner_file, images, t
 def test_one_walker_serves_every_reader() -> None:
     import inspect
 
-    from refinekit import cache, imageio, refine_inputs
+    from refinekit.data import cache
+    from refinekit.data import image_files as imageio
+    from refinekit.refine import inputs as refine_inputs
 
     for module in (cache, imageio, refine_inputs):
         assert "os.walk(" not in inspect.getsource(module), module.__name__
@@ -274,7 +276,7 @@ def test_out_of_bounds_settings_are_refused_naming_the_key(tmp_path, setting, na
 def test_a_full_disk_during_refine_exits_2_and_keeps_finished_shards(refiner_file, images, tmp_path, monkeypatch):
     import errno
 
-    from refinekit.refine_outputs import ShardWriter
+    from refinekit.refine.outputs import ShardWriter
 
     out = tmp_path / "out"
     real_put = ShardWriter._put

@@ -25,8 +25,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from refinekit import checkpoint as checkpoint_module
-from refinekit.checkpoint import CHECKPOINT_FORMAT, read_file
+from refinekit.weights import files as checkpoint_module
+from refinekit.weights.files import CHECKPOINT_FORMAT, read_file
 
 PRETRAIN_STEPS = 2 + 2  # R then D pre-training, as kit.simgan_args sets them
 EVERY_STEP = ["--set", "checkpoint_every=1", "--set", "log_every=1", "--set", "seed=7"]

@@ -27,10 +27,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from refinekit import imageio
-from refinekit.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION, REFINER_FORMAT
+from refinekit.data import image_files as imageio
+from refinekit.weights.files import CHECKPOINT_FORMAT, FORMAT_VERSION, REFINER_FORMAT
 from refinekit.errors import RefinekitError
-from refinekit.imageio import read_image
+from refinekit.data.image_files import read_image
 
 Setup = Callable[[Path, object, pytest.MonkeyPatch], list[str]]
 
@@ -462,7 +462,7 @@ CASES: list[Case] = [
     Case("resume-truncated-checkpoint", resume_truncated_checkpoint, ("checkpoint.safetensors", "not a readable safetensors file", "truncated")),
     Case("resume-pickle-as-checkpoint", resume_pickle_as_checkpoint, ("checkpoint.safetensors", "not a readable safetensors file")),
     Case("resume-checkpoint-without-config", resume_checkpoint_without_config, ("checkpoint.safetensors", "'config'")),
-    Case("resume-other-file-format", resume_other_file_format, ("checkpoint.safetensors", "'format'", "refinekit.checkpoint")),
+    Case("resume-other-file-format", resume_other_file_format, ("checkpoint.safetensors", "'format'", "refinekit.weights.files")),
     Case("resume-changed-settings", resume_changed_settings, ("batch_size", "differ from the checkpoint", "another --out")),
     Case("start-over-existing-run", start_over_existing_run, ("already holds a run", "--resume")),
 ]

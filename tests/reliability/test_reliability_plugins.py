@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from refinekit.plugins import reset_registry
+from refinekit.plugins.registry import reset_registry
 
 GOOD_PLUGIN = '''
-from refinekit.hookspecs import hookimpl
-from refinekit.recipes import Recipe
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.recipe import Recipe
 from refinekit.components.refiners import SimGANResNet
 
 
@@ -41,19 +41,19 @@ BROKEN = {
     ),
     "rk_duplicate": (
         "refinekit-duplicate",
-        "from refinekit.hookspecs import hookimpl\n"
+        "from refinekit.plugins.hookspecs import hookimpl\n"
         "from refinekit.components.refiners import SimGANResNet\n\n"
         "@hookimpl\ndef register_refiners(register):\n    register('simgan-resnet', SimGANResNet, 'a clash')\n",
         ("registers refiner 'simgan-resnet', already registered by 'refiners'", "keeping the one from 'refiners'"),
     ),
     "rk_misspelt": (
         "refinekit-misspelt",
-        "from refinekit.hookspecs import hookimpl\n\n@hookimpl\ndef register_refiner(register):\n    pass\n",
+        "from refinekit.plugins.hookspecs import hookimpl\n\n@hookimpl\ndef register_refiner(register):\n    pass\n",
         ("implements hook 'register_refiner', which does not exist", "did you mean 'register_refiners'?"),
     ),
     "rk_raises": (
         "refinekit-raises",
-        "from refinekit.hookspecs import hookimpl\n\n"
+        "from refinekit.plugins.hookspecs import hookimpl\n\n"
         "@hookimpl\ndef register_recipes(register):\n    raise RuntimeError('recipe table is corrupt')\n",
         ("raised in register_recipes", "RuntimeError: recipe table is corrupt"),
     ),

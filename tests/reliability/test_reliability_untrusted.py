@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from refinekit.checkpoint import load_refiner
+from refinekit.weights.files import load_refiner
 from refinekit.components.refiners import SimGANResNet
 
 ROOT = Path(__file__).parents[2]

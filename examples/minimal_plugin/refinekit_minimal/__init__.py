@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from refinekit import ImageSet, Recipe
-from refinekit.hookspecs import Register, hookimpl
+from refinekit.plugins.hookspecs import Register, hookimpl
 
 BACKGROUND, DISK = 50.0, 200.0
 

@@ -6,7 +6,7 @@ import numpy as np
 
 import refinekit
 import refinekit_minimal
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 
 
 class TestDisks(DatasetContract):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from refinekit import load_refiner
-from refinekit.data import to_float, to_uint8
+from refinekit.data.image_set import to_float, to_uint8
 
 from refinekit_digits.classifier import accuracy, train_classifier
 from refinekit_digits.fonts import load_digits_fonts

@@ -10,7 +10,7 @@ digits the same way, at any working size.
 from __future__ import annotations
 
 import numpy as np
-from refinekit.data import resize_uint8
+from refinekit.data.image_set import resize_uint8
 
 BOX_FRACTION = 20 / 28
 """The fraction of the frame that the digit box spans, as in MNIST (20 of 28 pixels)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refinekit.hookspecs import Register, hookimpl
+from refinekit.plugins.hookspecs import Register, hookimpl
 
 from refinekit_digits.folders import is_digit_class_folders, load_digit_class_folders
 from refinekit_digits.fonts import load_digits_fonts

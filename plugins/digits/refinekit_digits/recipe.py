@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refinekit.recipes import Recipe
+from refinekit.plugins.recipe import Recipe
 
 CONFIG: dict = {
     "image": {"channels": 1, "height": 28, "width": 28},

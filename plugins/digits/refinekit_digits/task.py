@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from refinekit.config import ImageConfig
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.evaluation import Task
 from refinekit.evaluation.task import Split
 from torch import nn

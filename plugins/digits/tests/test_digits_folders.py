@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 
 from refinekit_digits import plugin
 from refinekit_digits.folders import is_digit_class_folders, load_digit_class_folders

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 
 from refinekit_digits import plugin
 from refinekit_digits.fonts import DEFAULT_FONTS, font_path, load_digits_fonts, render_digits

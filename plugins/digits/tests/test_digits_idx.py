@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 
 from refinekit_digits import plugin
 from refinekit_digits.idx import IMAGES_MAGIC, LABELS_MAGIC, is_idx, load_mnist_idx

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from refinekit.config import DatasetConfig, ImageConfig
 from refinekit.errors import DataError
-from refinekit.loading import load_dataset
-from refinekit.plugins import get_registry, reset_registry
-from refinekit.testing import DatasetContract
+from refinekit.data.loading import load_dataset
+from refinekit.plugins.registry import get_registry, reset_registry
+from refinekit.plugins.contracts import DatasetContract
 
 from refinekit_digits import plugin
 from refinekit_digits.mnist_sample import load_mnist_sample, read_embedded_digits

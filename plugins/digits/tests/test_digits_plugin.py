@@ -17,8 +17,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 from refinekit import load_refiner, resolve_config
-from refinekit.cli import main
-from refinekit.plugins import Registry, get_registry, reset_registry
+from refinekit.cli.commands import main
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 from refinekit_digits import plugin
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 from sklearn.datasets import load_digits
 
 from refinekit_digits import plugin

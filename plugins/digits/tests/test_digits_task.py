@@ -9,7 +9,7 @@ import pytest
 import torch
 from refinekit.config import ImageConfig
 from refinekit.evaluation.task_model import predict, train_task_model
-from refinekit.plugins import get_registry, get_task, reset_registry
+from refinekit.plugins.registry import get_registry, get_task, reset_registry
 
 from refinekit_digits import plugin
 from refinekit_digits.fonts import render_digits

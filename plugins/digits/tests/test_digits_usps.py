@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 
 from refinekit_digits import plugin
 from refinekit_digits.usps import is_usps_h5, load_usps_h5

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit_eyes.loading import choose, fit_images, refuse_path, reject_unknown_options
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit_eyes.loading import check_flag, fit_images, refuse_path, reject_unknown_options
 from refinekit_eyes.simulator import SimulatorRanges, simulate_eyes

@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit_eyes.gaze import unityeyes_look_vec_to_gaze, vector_to_pitch_yaw
 from refinekit_eyes.loading import (

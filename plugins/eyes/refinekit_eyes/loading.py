@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from refinekit.data import resize_uint8, to_grayscale_uint8
+from refinekit.data.image_set import resize_uint8, to_grayscale_uint8
 from refinekit.errors import DataError
 
 T = TypeVar("T")

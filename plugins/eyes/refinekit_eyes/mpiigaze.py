@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit_eyes.gaze import vector_to_pitch_yaw
 from refinekit_eyes.loading import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refinekit.hookspecs import Register, hookimpl
+from refinekit.plugins.hookspecs import Register, hookimpl
 from refinekit_eyes.embedded_sample import load_mpiigaze_sample
 from refinekit_eyes.eyes_sim import load_eyes_sim
 from refinekit_eyes.kaggle_h5 import is_kaggle_h5, load_kaggle_h5

@@ -30,7 +30,7 @@ Schedules:
 
 from __future__ import annotations
 
-from refinekit.recipes import Recipe
+from refinekit.plugins.recipe import Recipe
 
 PAPER_BATCH = 512
 PAPER_PATCHES = 9 * 14
@@ -39,7 +39,7 @@ PAPER_LR = 0.001 * PAPER_PATCHES
 """The paper's SGD step, 0.001 on losses summed over D's patches, as a step on our per-patch *means*.
 
 The paper sums each image's adversarial loss over its P patches and its L1 over
-its pixels; refinekit averages both (see :mod:`refinekit.losses`). The per-image
+its pixels; refinekit averages both (see :mod:`refinekit.training.losses`). The per-image
 sum is P times the mean (with ``reg_weight = lambda * C*H*W / P``), so its
 gradient is P times larger, and plain SGD on the sum at 0.001 takes the same
 steps as SGD on the mean at 0.001 * P = 0.126. Batches are averaged, as every

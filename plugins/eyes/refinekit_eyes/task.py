@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from refinekit.config import ImageConfig
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 from refinekit.evaluation import Task
 from refinekit.evaluation.task import Split
 from refinekit_eyes.gaze import angular_error_degrees

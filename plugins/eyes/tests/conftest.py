@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import refinekit_eyes.plugin
-from refinekit.plugins import Registry, get_registry, reset_registry
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNITYEYES_JSON = FIXTURES / "unityeyes-1.json"

@@ -10,7 +10,7 @@ import pytest
 
 import refinekit_eyes.plugin
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 from refinekit_eyes.gaze import unityeyes_look_vec_to_gaze
 from refinekit_eyes.kaggle_h5 import is_kaggle_h5, load_kaggle_h5
 

@@ -10,9 +10,9 @@ import pytest
 import scipy.io
 
 import refinekit_eyes.plugin
-from refinekit.data import resize_uint8
+from refinekit.data.image_set import resize_uint8
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 from refinekit_eyes.mpiigaze import is_mpiigaze, load_mpiigaze
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mpiigaze_day01_layout_fixture.mat"

@@ -7,10 +7,10 @@ import json
 
 import torch
 
-from refinekit.pretrained import get_pretrained, read_card_fields
-from refinekit.checkpoint import load_refiner
-from refinekit.refine import refine_batch
-from refinekit.plugins import Registry
+from refinekit.weights.pretrained import get_pretrained, read_card_fields
+from refinekit.weights.files import load_refiner
+from refinekit.refine.pipeline import refine_batch
+from refinekit.plugins.registry import Registry
 from refinekit_eyes.eyes_sim import load_eyes_sim
 
 

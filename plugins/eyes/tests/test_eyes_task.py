@@ -10,7 +10,7 @@ import torch
 from refinekit.config import ImageConfig
 from refinekit.evaluation.api import resolve_task
 from refinekit.evaluation.task_model import predict, train_task_model
-from refinekit.plugins import get_task
+from refinekit.plugins.registry import get_task
 
 from refinekit_eyes.gaze import pitch_yaw_to_vector
 from refinekit_eyes.task import GazeTask, _split_index
@@ -20,7 +20,7 @@ MPIIGAZE_MAT = Path(__file__).parent / "fixtures" / "mpiigaze_day01_layout_fixtu
 
 
 def test_recipe_task_is_registered(eyes_registry) -> None:
-    from refinekit.api import resolve_config
+    from refinekit.training.setup import resolve_config
 
     task, name, how = resolve_task(resolve_config("eyes-simgan"), None)
     assert name == "gaze" and isinstance(task, GazeTask) and isinstance(get_task("gaze"), GazeTask)

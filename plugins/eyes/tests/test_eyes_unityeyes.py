@@ -11,7 +11,7 @@ import pytest
 
 import refinekit_eyes.plugin
 from refinekit.errors import DataError
-from refinekit.testing import DatasetContract
+from refinekit.plugins.contracts import DatasetContract
 from refinekit_eyes.unityeyes import is_unityeyes_folder, load_unityeyes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "unityeyes-1.json"

@@ -10,12 +10,12 @@ trained at, ``refiner.refinekit_image_size``), because a refiner's receptive
 field is tuned to that scale, and dataset loaders deliver their annotations
 (landmarks, gaze) in that same space. An input image of another size or colour
 is refused unless ``resize`` (stretch, pad or crop) or ``convert_channels``
-says what to do with it (:mod:`refinekit.input_fit`). JSON sidecars of an
+says what to do with it (:mod:`refinekit.refine.input_fit`). JSON sidecars of an
 image folder are copied byte for byte; when images were resized, pixel
 coordinates in the sidecars are not rescaled, and a warning gives the map.
 
 Work is split into shards of ``shard_size`` consecutive inputs. See
-:mod:`refinekit.refine_outputs` for the folder layout and why a killed run can
+:mod:`refinekit.refine.outputs` for the folder layout and why a killed run can
 simply be rerun.
 """
 
@@ -34,15 +34,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinekit.checkpoint import load_refiner
-from refinekit.pretrained import resolve_refiner
-from refinekit.chunks import forward_in_chunks, images_per_chunk
-from refinekit.data import to_float, to_uint8
+from refinekit.weights.files import load_refiner
+from refinekit.weights.pretrained import resolve_refiner
+from refinekit.runtime.chunks import forward_in_chunks, images_per_chunk
+from refinekit.data.image_set import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
-from refinekit.precision import Precision, resolve_device, resolve_precision
-from refinekit.input_fit import coordinate_map
-from refinekit.refine_inputs import FolderInput, open_input
-from refinekit.refine_outputs import (
+from refinekit.runtime.precision import Precision, resolve_device, resolve_precision
+from refinekit.refine.input_fit import coordinate_map
+from refinekit.refine.inputs import FolderInput, open_input
+from refinekit.refine.outputs import (
     FORMAT_VERSION,
     FORMATS,
     OUTPUT_FORMAT,
@@ -276,12 +276,12 @@ def refine_to_folder(
         progress: show a progress bar with images/s.
         channels: the channels the input is expected to have; must be the refiner's.
         resize: how an image not at the working size reaches it: ``refuse`` (an
-            error), ``stretch``, ``pad`` or ``crop`` (see :mod:`refinekit.input_fit`).
+            error), ``stretch``, ``pad`` or ``crop`` (see :mod:`refinekit.refine.input_fit`).
         convert_channels: convert colour images to gray for a gray refiner (or
             gray to colour for a colour one) instead of refusing them.
         workers: threads decoding and writing images (default: the CPU count, at most 4).
-        source: an input already opened (a :class:`refinekit.refine_inputs.RefineInput`, e.g. a generated
-            dataset from :mod:`refinekit.training_set`), read instead of ``input_path``.
+        source: an input already opened (a :class:`refinekit.refine.inputs.RefineInput`, e.g. a generated
+            dataset from :mod:`refinekit.refine.training_set`), read instead of ``input_path``.
         raw: write the inputs unrefined, at the refiner's working size (the refiner only sets size and channels).
 
     Returns:
@@ -406,7 +406,7 @@ def _warn_if_resized(source: Any, size: tuple[int, int], resize: str) -> None:
         message += (
             "; their JSON sidecars are copied unchanged, so map any pixel coordinates in them yourself: for "
             f"{name}, {coordinate_map(found, size, resize).describe()} (the map depends on each image's size: "
-            "refinekit.input_fit.coordinate_map)"
+            "refinekit.refine.input_fit.coordinate_map)"
         )
     warnings.warn(message, stacklevel=3)
 
@@ -500,7 +500,7 @@ class _Display:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from refinekit.progress import PLAIN_EVERY_SECONDS
+        from refinekit.training.progress import PLAIN_EVERY_SECONDS
 
         console = Console(stderr=True)
         self.console = console
@@ -528,7 +528,7 @@ class _Display:
         speed = self.done_here / elapsed
         self.progress.update(self.task, advance=images, speed=f"{speed:,.0f} img/s")
         if self.plain and (time.perf_counter() - self.last_plain >= self.plain_every or self.done >= self.total):
-            from refinekit.progress import _clock
+            from refinekit.training.progress import _clock
 
             self.last_plain = time.perf_counter()
             left = (self.total - self.done) / speed if speed > 0 else 0.0

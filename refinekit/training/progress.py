@@ -19,7 +19,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from refinekit.trainer import StepReport, Trainer, TrainResult
+from refinekit.training.loop import StepReport, Trainer, TrainResult
 
 
 def step_costs(trainer: Trainer, repeats: int = 3) -> tuple[float, float, float]:

@@ -5,7 +5,7 @@ needed, ``options``/``channels``/``size``; pytest then runs every check on your
 component::
 
     import my_plugin
-    from refinekit.testing import RefinerContract
+    from refinekit.plugins.contracts import RefinerContract
 
     class TestMyRefiner(RefinerContract):
         name = "my-refiner"
@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-from refinekit.data import ImageSet
-from refinekit.plugins import Registry, get_registry, reset_registry
+from refinekit.data.image_set import ImageSet
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ class RefinerContract(_ModuleContract):
     """A refiner keeps shape, dtype and [-1, 1] range, uses its input, trains, is seeded, and survives export."""
 
     def build(self) -> torch.nn.Module:
-        from refinekit.plugins import create_refiner
+        from refinekit.plugins.registry import create_refiner
 
         return create_refiner(self.name, channels=self.channels, **self.options)
 
@@ -129,7 +129,7 @@ class RefinerContract(_ModuleContract):
         )
 
     def test_survives_export_and_load(self, tmp_path: Path) -> None:
-        from refinekit.checkpoint import export_refiner, load_refiner
+        from refinekit.weights.files import export_refiner, load_refiner
 
         torch.manual_seed(0)
         refiner = self.build().eval()
@@ -153,7 +153,7 @@ class DiscriminatorContract(_ModuleContract):
     learn_rate: ClassVar[float] = 1e-2
 
     def build(self) -> torch.nn.Module:
-        from refinekit.plugins import create_discriminator
+        from refinekit.plugins.registry import create_discriminator
 
         return create_discriminator(self.name, channels=self.channels, **self.options)
 
@@ -181,7 +181,7 @@ class DiscriminatorContract(_ModuleContract):
         assert torch.equal(a, b), f"discriminator '{self.name}': two builds under torch.manual_seed(0) differ"
 
     def test_separates_two_constant_images(self) -> None:
-        from refinekit import losses
+        from refinekit.training import losses
         from refinekit.components.discriminators import REAL, REFINED
 
         torch.manual_seed(0)
@@ -207,7 +207,7 @@ class RegularizerContract(_ModuleContract):
     """A regulariser is a finite scalar, zero for identical inputs, positive otherwise, and differentiable."""
 
     def build(self) -> torch.nn.Module:
-        from refinekit.plugins import create_regularizer
+        from refinekit.plugins.registry import create_regularizer
 
         return create_regularizer(self.name, channels=self.channels, **self.options)
 
@@ -240,7 +240,7 @@ class DatasetContract(_Contract):
         return None
 
     def load(self, tmp_path: Path, seed: int = 0, limit: int | None = 8) -> ImageSet:
-        from refinekit.plugins import get_dataset
+        from refinekit.plugins.registry import get_dataset
 
         return get_dataset(self.name).factory(
             self.path(tmp_path), channels=self.channels, size=self.size, limit=limit, seed=seed, **self.options
@@ -284,7 +284,7 @@ class TaskContract(_Contract):
     """
 
     def task(self) -> Any:
-        from refinekit.plugins import get_task
+        from refinekit.plugins.registry import get_task
 
         return get_task(self.name)
 
@@ -306,7 +306,7 @@ class TaskContract(_Contract):
         return found
 
     def _batch(self, tmp_path: Path, count: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-        from refinekit.data import to_float
+        from refinekit.data.image_set import to_float
 
         images = self.labelled(tmp_path)
         images = images.subset(np.arange(min(count, len(images))))
@@ -384,8 +384,8 @@ class RecipeContract(_Contract):
     smoke_overrides: ClassVar[list[str] | None] = None
 
     def test_resolves_in_every_schedule(self) -> None:
-        from refinekit.api import resolve_config
-        from refinekit.plugins import get_recipe
+        from refinekit.training.setup import resolve_config
+        from refinekit.plugins.registry import get_recipe
 
         recipe = get_recipe(self.name)
         assert recipe.description, f"recipe '{self.name}': give it a one-line description for 'refinekit recipes'"
@@ -397,8 +397,8 @@ class RecipeContract(_Contract):
             resolve_config(self.name, schedule=schedule)
 
     def test_names_registered_components_datasets_and_task(self) -> None:
-        from refinekit.api import resolve_config
-        from refinekit.plugins import get_recipe, get_registry
+        from refinekit.training.setup import resolve_config
+        from refinekit.plugins.registry import get_recipe, get_registry
 
         registry, config = get_registry(), resolve_config(self.name)
         wanted = [
@@ -416,7 +416,7 @@ class RecipeContract(_Contract):
             pytest.skip(f"{type(self).__name__}: set smoke_overrides to train recipe '{self.name}' for a few steps")
         import json
 
-        from refinekit.api import prepare, resolve_config
+        from refinekit.training.setup import prepare, resolve_config
 
         small = {
             "device": "cpu",

@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 
 from refinekit.config import HoldoutConfig
-from refinekit.data import ImageSet
+from refinekit.data.image_set import ImageSet
 
 
 def held_out_mask(images: np.ndarray, holdout: HoldoutConfig) -> np.ndarray:

@@ -106,10 +106,10 @@ def run(
     quiet: bool,
 ) -> None:
     """Train RECIPE (see 'refinekit recipes') and write the run folder."""
-    from refinekit.api import prepare, resolve_config
-    from refinekit.plugins import get_recipe
-    from refinekit.progress import TrainingDisplay
-    from refinekit.trainer import TrainingInterrupted
+    from refinekit.training.setup import prepare, resolve_config
+    from refinekit.plugins.registry import get_recipe
+    from refinekit.training.progress import TrainingDisplay
+    from refinekit.training.loop import TrainingInterrupted
 
     extra = list(overrides)
     for key, value in (("schedule.steps", steps), ("device", device), ("precision", precision)):
@@ -124,7 +124,7 @@ def run(
     callbacks: list[Callable[..., None]] = [display.update]
     if eval_every is not None:
         from refinekit.evaluation.during_training import EvalDuringTraining
-        from refinekit.plugins import get_recipe
+        from refinekit.plugins.registry import get_recipe
 
         callbacks.append(EvalDuringTraining(eval_every, get_recipe(recipe).task))
     with display.preparing() as on_stage:
@@ -229,8 +229,8 @@ def refine(
     Outputs are at the refiner's working size. Rerun the same command after a
     crash to finish without redoing completed shards.
     """
-    from refinekit.refine import parse_shard
-    from refinekit.training_set import make_training_set
+    from refinekit.refine.pipeline import parse_shard
+    from refinekit.refine.training_set import make_training_set
 
     if output is None:  # two arguments: RUN_OR_REFINER OUTPUT, the dataset named by --dataset or the run
         input_path, output = None, input_path
@@ -285,7 +285,7 @@ def refine(
 @_friendly_errors
 def plugins(as_json: bool, requirements: bool) -> None:
     """List loaded plugins, their versions, hooks and components."""
-    from refinekit.plugins import get_registry, iter_plugins, pinned_requirements
+    from refinekit.plugins.registry import get_registry, iter_plugins, pinned_requirements
 
     if requirements:
         click.echo("\n".join(pinned_requirements()))
@@ -303,7 +303,7 @@ def plugins(as_json: bool, requirements: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    from refinekit.listing import plugins_table
+    from refinekit.cli.tables import plugins_table
 
     Console().print(plugins_table(infos))
 
@@ -312,7 +312,7 @@ def plugins(as_json: bool, requirements: bool) -> None:
 @_friendly_errors
 def pretrained() -> None:
     """List the trained refiners that installed plugins ship, usable wherever a refiner is asked for."""
-    from refinekit.pretrained import list_pretrained
+    from refinekit.weights.pretrained import list_pretrained
 
     table = Table(title="pretrained refiners", caption="refinekit refine NAME INPUT OUTPUT; refinekit.load_refiner(NAME)")
     for column in ("name", "size", "model card"):
@@ -333,8 +333,8 @@ def pretrained() -> None:
 @_friendly_errors
 def recipes(recipe: str | None, keys: bool, as_json: bool) -> None:
     """List recipes with a one-line description each; RECIPE: that recipe alone."""
-    from refinekit.listing import key_rows, keys_table, recipe_rows, recipes_table
-    from refinekit.plugins import get_recipe, get_registry
+    from refinekit.cli.tables import key_rows, keys_table, recipe_rows, recipes_table
+    from refinekit.plugins.registry import get_recipe, get_registry
 
     registry = get_registry()
     if recipe is not None:
@@ -356,8 +356,8 @@ def recipes(recipe: str | None, keys: bool, as_json: bool) -> None:
 @_friendly_errors
 def datasets(name: str | None, as_json: bool) -> None:
     """List dataset loaders and their options; NAME: that loader's options in full."""
-    from refinekit.listing import dataset_rows, datasets_listing
-    from refinekit.plugins import get_dataset, get_registry
+    from refinekit.cli.tables import dataset_rows, datasets_listing
+    from refinekit.plugins.registry import get_dataset, get_registry
 
     registry = get_registry()
     if name is not None:
@@ -383,7 +383,7 @@ def convert(
 ) -> None:
     """Convert refiner weights IN (.pt/.pth state dict, read with weights_only=True) to OUT (.safetensors)."""
     from refinekit.config import deep_merge, parse_set
-    from refinekit.convert import convert_refiner
+    from refinekit.weights.convert import convert_refiner
 
     options: dict[str, Any] = {}
     for expression in overrides:

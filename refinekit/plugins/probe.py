@@ -129,7 +129,7 @@ def _error(kind: str, names: dict[str, str], problem: str) -> PluginError:
     name = names.get(kind, "?")
     origin = ""
     try:
-        from refinekit.plugins import get_registry
+        from refinekit.plugins.registry import get_registry
 
         registry = get_registry()
         entry = registry.entries[kind].get(name) or registry.get(kind, name)

@@ -22,11 +22,11 @@ import numpy as np
 from PIL import Image
 
 from refinekit.components.datasets import _read_sidecars as read_sidecars
-from refinekit.data import ImageSet, resize_uint8
+from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError
-from refinekit.file_tree import describe_skipped, has_suffix, refuse_special, walk_folder
-from refinekit.imageio import IMAGE_SUFFIXES, UnreadableImageError, skipped_images
-from refinekit.input_fit import fit_image, fit_to_size, read_native
+from refinekit.data.file_tree import describe_skipped, has_suffix, refuse_special, walk_folder
+from refinekit.data.image_files import IMAGE_SUFFIXES, UnreadableImageError, skipped_images
+from refinekit.refine.input_fit import fit_image, fit_to_size, read_native
 
 FOLDER_DATASET = "image-folder"
 
@@ -73,7 +73,7 @@ class RefineInput(Protocol):
 
 
 class FolderInput:
-    """A folder of image files (recursively, in :func:`refinekit.imageio.list_images` order)."""
+    """A folder of image files (recursively, in :func:`refinekit.data.image_files.list_images` order)."""
 
     dataset = FOLDER_DATASET
 
@@ -90,7 +90,7 @@ class FolderInput:
         self.channels = channels
         self.size = size
         self.skip_bad = skip_bad
-        # ``refinekit refine`` passes "refuse" and False: see refinekit.input_fit. The defaults read as training does.
+        # ``refinekit refine`` passes "refuse" and False: see refinekit.refine.input_fit. The defaults read as training does.
         self.resize = resize
         self.convert_channels = convert_channels
         self.resized: list[tuple[str, tuple[int, int]]] = []  # the first image resized, and a count below
@@ -216,7 +216,7 @@ class ArrayInput:
 def _list_names(folder: Path) -> tuple[list[str], bytearray]:
     """Relative image names under ``folder`` and whether each has a ``.json`` sidecar.
 
-    The walk of :func:`refinekit.imageio.list_images` (the same order, regular
+    The walk of :func:`refinekit.data.image_files.list_images` (the same order, regular
     files only, a warning listing what was skipped) but keeps plain strings
     instead of ``Path`` objects: a tenth of the memory at a million files, and
     sidecars are found from the same listing instead of one ``stat`` per image.
@@ -255,11 +255,11 @@ def open_input(
         size: the refiner's working (H, W); every input is resized to it.
         skip_bad: skip unreadable images instead of stopping.
         refiner: the refiner file, named in channel-mismatch errors.
-        resize: how an image not at ``size`` reaches it: one of :data:`refinekit.input_fit.RESIZE_MODES`.
+        resize: how an image not at ``size`` reaches it: one of :data:`refinekit.refine.input_fit.RESIZE_MODES`.
         convert_channels: for image folders, convert colour to gray (or back) instead of refusing.
     """
-    from refinekit.loading import call_loader, detect_dataset
-    from refinekit.plugins import get_dataset
+    from refinekit.data.loading import call_loader, detect_dataset
+    from refinekit.plugins.registry import get_dataset
 
     if not Path(path).exists():
         raise DataError(f"INPUT {path} does not exist; check the path")

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from refinekit import distributed, losses
-from refinekit.augment import augment
-from refinekit.buffer import HistoryBuffer
-from refinekit.checkpoint import (
+from refinekit.runtime import distributed
+from refinekit.training import losses
+from refinekit.training.augment import augment
+from refinekit.training.history_buffer import HistoryBuffer
+from refinekit.weights.files import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
     atomic_save,
@@ -42,15 +43,15 @@ from refinekit.checkpoint import (
     read_file,
     unflatten_state,
 )
-from refinekit.chunks import batch_independent, forward_in_chunks, frozen_batch_statistics, images_per_chunk
-from refinekit.component_probe import probe_components
+from refinekit.runtime.chunks import batch_independent, forward_in_chunks, frozen_batch_statistics, images_per_chunk
+from refinekit.plugins.probe import probe_components
 from refinekit.components.discriminators import REAL, REFINED
 from refinekit.config import TrainConfig, config_to_json
-from refinekit.data import BatchSampler, ImageSet
+from refinekit.data.image_set import BatchSampler, ImageSet
 from refinekit.errors import CheckpointError, ConfigError, NonFiniteLossError
-from refinekit.plugins import create_discriminator, create_refiner, create_regularizer
-from refinekit.precision import Precision, precision_named, resolve_device, resolve_precision
-from refinekit.report import plot_losses, save_sample_grid
+from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
+from refinekit.runtime.precision import Precision, precision_named, resolve_device, resolve_precision
+from refinekit.training.run_figures import plot_losses, save_sample_grid
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 REFINER_NAME = "refiner.safetensors"
@@ -90,7 +91,7 @@ class TrainResult:
 
 
 def _releases_folder_lock(fit: Callable[["Trainer"], TrainResult]) -> Callable[["Trainer"], TrainResult]:
-    """The run folder's lock (taken by :func:`refinekit.api.prepare`) is let go when ``fit`` returns or raises."""
+    """The run folder's lock (taken by :func:`refinekit.training.setup.prepare`) is let go when ``fit`` returns or raises."""
 
     @functools.wraps(fit)
     def wrapper(self: "Trainer") -> TrainResult:
@@ -469,7 +470,7 @@ class Trainer:
 
     def probe_components(self) -> None:
         """Check R, D and the regulariser on 2 images before step 1: a plugin's broken contract is named at once."""
-        from refinekit.data import to_float
+        from refinekit.data.image_set import to_float
 
         c = self.config
         images = to_float(self._fixed_synthetic[:2]).to(self.device).contiguous(memory_format=self.memory_format)
@@ -525,7 +526,7 @@ class Trainer:
         return self.refiner_ema if self.refiner_ema is not None else self.refiner
 
     def save_samples(self) -> None:
-        from refinekit.data import to_float
+        from refinekit.data.image_set import to_float
 
         synthetic = to_float(self._fixed_synthetic)
         refined = self.refine(synthetic).cpu()

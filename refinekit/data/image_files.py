@@ -16,13 +16,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refinekit.errors import DataError
-from refinekit.file_tree import Folder, describe_skipped, has_suffix, walk_folder
+from refinekit.data.file_tree import Folder, describe_skipped, has_suffix, walk_folder
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 
 
 def list_images(folder: Path, what: str = "image-folder") -> list[Path]:
-    """Image files under ``folder`` (recursively, :func:`refinekit.file_tree.walk_folder` order).
+    """Image files under ``folder`` (recursively, :func:`refinekit.data.file_tree.walk_folder` order).
 
     Only regular files are listed; named pipes, sockets, devices, dangling
     symlinks and unlistable folders are never opened, and a warning lists them.

@@ -46,7 +46,7 @@ def _located(name: str, resource: str) -> PretrainedRefiner:
 
 def list_pretrained() -> list[PretrainedRefiner]:
     """Every registered recipe's shipped refiner, by name."""
-    from refinekit.plugins import get_recipe, list_recipes
+    from refinekit.plugins.registry import get_recipe, list_recipes
 
     found = []
     for name in list_recipes():

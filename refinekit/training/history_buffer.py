@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from refinekit.data import to_device, to_float, to_uint8
+from refinekit.data.image_set import to_device, to_float, to_uint8
 
 
 class HistoryBuffer:

@@ -2,7 +2,7 @@
 
 This is ``refinekit refine`` with the dataset named instead of read from a
 path. The pipeline, folder layout, shards, resuming and manifest are those of
-:func:`refinekit.refine.refine_to_folder`; this module chooses the input and,
+:func:`refinekit.refine.pipeline.refine_to_folder`; this module chooses the input and,
 once every shard is done, writes the labels file.
 
 The labels file is ``OUTPUT/metadata.jsonl``: one JSON object per image, in
@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from refinekit.config import DatasetConfig, ImageConfig, build_config, deep_merge, parse_set
 from refinekit.errors import ConfigError, DataError
-from refinekit.refine_inputs import FOLDER_DATASET, ArrayInput, FolderInput, InputBatch
+from refinekit.refine.inputs import FOLDER_DATASET, ArrayInput, FolderInput, InputBatch
 
 __all__ = ["BLOCK", "METADATA", "TrainingSet", "make_training_set", "write_metadata"]
 
@@ -100,7 +100,7 @@ def make_training_set(
         channels: the channels the input must have; must be the refiner's.
         workers: threads decoding and writing images (default: the CPU count, at most 4).
         resize: for image files not at the working size: ``refuse``, ``stretch``, ``pad`` or ``crop``
-            (see :func:`refinekit.refine.refine_to_folder`).
+            (see :func:`refinekit.refine.pipeline.refine_to_folder`).
         convert_channels: convert image files of the other colour kind instead of refusing them.
 
     Returns:
@@ -111,8 +111,8 @@ def make_training_set(
         >>> refinekit.make_training_set("runs/digits", "data/digits", options={"count": 60000})  # doctest: +SKIP
         >>> train_set = refinekit.TrainingSet("data/digits")  # doctest: +SKIP
     """
-    from refinekit.pretrained import resolve_refiner
-    from refinekit.refine import refine_to_folder
+    from refinekit.weights.pretrained import resolve_refiner
+    from refinekit.refine.pipeline import refine_to_folder
 
     refiner_path = resolve_refiner(refiner)
     overrides = _options_dict(options)
@@ -146,10 +146,10 @@ def open_dataset(
     convert_channels: bool = False,
 ) -> Any:
     """The input to refine: a streamed image folder, a cached dataset, or a generated one rendered in blocks."""
-    from refinekit.cache import load_dataset_cached
-    from refinekit.checkpoint import load_refiner
-    from refinekit.loading import detect_dataset
-    from refinekit.plugins import get_dataset
+    from refinekit.data.cache import load_dataset_cached
+    from refinekit.weights.files import load_refiner
+    from refinekit.data.loading import detect_dataset
+    from refinekit.plugins.registry import get_dataset
 
     model = load_refiner(refiner_path, "cpu")
     image = ImageConfig(
@@ -204,7 +204,7 @@ def open_dataset(
 
 def _run_config(refiner: str | os.PathLike[str]) -> Any:
     """The training config of a run folder or pretrained refiner, or None for a bare refiner file."""
-    from refinekit.pretrained import get_pretrained
+    from refinekit.weights.pretrained import get_pretrained
 
     path = Path(refiner)
     if path.is_dir():
@@ -300,7 +300,7 @@ class GeneratedInput:
         return int.from_bytes(hashlib.sha256(f"{self.seed}/{block}".encode()).digest()[:6], "big")
 
     def _block(self, block: int) -> Any:
-        from refinekit.loading import load_dataset
+        from refinekit.data.loading import load_dataset
 
         with self._lock:  # one render at a time; threads wanting the same block wait for it
             if block not in self._blocks:
@@ -353,7 +353,7 @@ def write_metadata(output: str | os.PathLike[str]) -> Path:
     Raises:
         DataError: the export is unfinished, not PNG, or an annotation is named ``file_name`` or ``index``.
     """
-    from refinekit.refine_outputs import RECORDS, check_record, image_stem, shard_name
+    from refinekit.refine.outputs import RECORDS, check_record, image_stem, shard_name
 
     out = Path(output)
     manifest = _read_manifest_header(out)
@@ -464,8 +464,8 @@ class TrainingSet(Dataset):
                 yield json.loads(line)
 
     def _png_item(self, index: int) -> dict[str, Any]:
-        from refinekit.imageio import read_image
-        from refinekit.refine_outputs import safe_name
+        from refinekit.data.image_files import read_image
+        from refinekit.refine.outputs import safe_name
 
         with open(self.folder / METADATA, "rb") as f:
             f.seek(int(self._offsets[index]))
@@ -477,7 +477,7 @@ class TrainingSet(Dataset):
     def _shard_item(self, index: int) -> dict[str, Any]:
         from safetensors import safe_open
 
-        from refinekit.refine_outputs import shard_name
+        from refinekit.refine.outputs import shard_name
 
         position = int(np.searchsorted(self._ends, index, side="right"))
         row = index - (int(self._ends[position - 1]) if position else 0)

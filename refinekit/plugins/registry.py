@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 import pluggy
 
-from refinekit import hookspecs
+from refinekit.plugins import hookspecs
 from refinekit.errors import ConfigError, PluginError, RefinekitError, UnknownNameError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -411,7 +411,7 @@ def get_dataset(name: str) -> Entry:
 
 
 def get_recipe(name: str):
-    """The :class:`refinekit.recipes.Recipe` called ``name``."""
+    """The :class:`refinekit.plugins.recipe.Recipe` called ``name``."""
     return get_registry().get("recipe", name).factory
 
 

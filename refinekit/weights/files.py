@@ -23,7 +23,7 @@ from torch import nn
 from refinekit.config import check_widths
 from refinekit.errors import CheckpointError, DataError
 
-CHECKPOINT_FORMAT = "refinekit.checkpoint"
+CHECKPOINT_FORMAT = "refinekit.weights.files"
 REFINER_FORMAT = "refinekit.refiner"
 FORMAT_VERSION = "1"
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
@@ -216,7 +216,7 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
     """Load an exported refiner as an inference-ready ``nn.Module``: eval mode, parameters without grad.
 
     Calling it takes float (B, C, H, W) in [-1, 1]; a uint8 batch raises a
-    :class:`DataError` pointing at :func:`refinekit.refine.refine_batch`, which
+    :class:`DataError` pointing at :func:`refinekit.refine.pipeline.refine_batch`, which
     converts uint8 or float images in any range and back.
 
     ``path`` is a ``refiner.safetensors``, a run folder, or the name of a
@@ -230,8 +230,8 @@ def load_refiner(path: str | os.PathLike[str], device: str | torch.device = "cpu
         >>> shipped = load_refiner("eyes-simgan")  # doctest: +SKIP
         >>> refined = refiner(batch)  # float (B, C, H, W) in [-1, 1]; no autograd graph  # doctest: +SKIP
     """
-    from refinekit.plugins import create_refiner
-    from refinekit.pretrained import resolve_refiner
+    from refinekit.plugins.registry import create_refiner
+    from refinekit.weights.pretrained import resolve_refiner
 
     path = resolve_refiner(path)
     tensors, metadata = read_file(path, REFINER_FORMAT)
@@ -334,6 +334,6 @@ def _refuse_non_float_input(refiner: nn.Module, args: tuple[Any, ...]) -> None:
     if isinstance(x, torch.Tensor) and not x.is_floating_point():
         raise DataError(
             f"the refiner takes float images in [-1, 1] of shape (B, C, H, W), but got {x.dtype}; "
-            "refinekit.refine.refine_batch(refiner, images) takes uint8 (or float in a value_range) and gives "
+            "refinekit.refine.pipeline.refine_batch(refiner, images) takes uint8 (or float in a value_range) and gives "
             "back the same dtype, or convert yourself: images.float() / 127.5 - 1"
         )

@@ -43,7 +43,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
-from refinekit.folder_lock import (
+from refinekit.data.folder_lock import (
     FolderLock,
     LockGroup,
     describe_holder,
@@ -51,7 +51,7 @@ from refinekit.folder_lock import (
     releases_locks as releases_output_locks,
     try_lock,
 )
-from refinekit.refine_inputs import InputBatch
+from refinekit.refine.inputs import InputBatch
 
 T = TypeVar("T")
 OUTPUT_FORMAT = "refinekit.refined"

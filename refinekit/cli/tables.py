@@ -115,7 +115,7 @@ def key_rows(recipe: str | None = None) -> list[dict[str, str]]:
     core = iter_keys()
     if recipe is None:
         return [{"key": k, "type": t, "default": d, "meaning": m} for k, t, d, m in core]
-    from refinekit.api import resolve_config
+    from refinekit.training.setup import resolve_config
     from refinekit.config import TrainConfig
 
     config = resolve_config(recipe)

@@ -10,10 +10,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data import ImageSet, resize_uint8
+from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError, PluginError, RefinekitError
-from refinekit.file_tree import refuse_special
-from refinekit.plugins import get_dataset, get_registry
+from refinekit.data.file_tree import refuse_special
+from refinekit.plugins.registry import get_dataset, get_registry
 
 
 def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--set synthetic.name=NAME") -> str:
@@ -38,7 +38,7 @@ def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--s
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # one plugin's crashing detector must not break another plugin's run
-            from refinekit.plugins import PluginWarning, _describe
+            from refinekit.plugins.registry import PluginWarning, _describe
 
             warnings.warn(
                 f"dataset '{name}' of plugin '{entry.plugin}' ({registry._origin(entry.plugin)}) crashed while "
@@ -88,7 +88,7 @@ def call_loader(
     escaping it is the plugin's bug and becomes a :class:`PluginError` naming the
     plugin and its distribution, not an error about the user's options.
     """
-    from refinekit.plugins import _describe
+    from refinekit.plugins.registry import _describe
 
     registry = get_registry()
     entry = get_dataset(name)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from refinekit import distributed
+from refinekit.runtime import distributed
 from refinekit.config import (
     TrainConfig,
     build_config,
@@ -15,15 +15,15 @@ from refinekit.config import (
     load_toml,
     parse_set,
 )
-from refinekit.cache import load_dataset_cached
+from refinekit.data.cache import load_dataset_cached
 from refinekit.errors import CheckpointError, ConfigError
-from refinekit.folder_lock import lock_folder
-from refinekit.heldout import training_rows
-from refinekit.loading import detect_dataset
-from refinekit.precision import resolve_device
-from refinekit.plugins import get_recipe
-from refinekit.recipes import Recipe
-from refinekit.trainer import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
+from refinekit.data.folder_lock import lock_folder
+from refinekit.data.heldout import training_rows
+from refinekit.data.loading import detect_dataset
+from refinekit.runtime.precision import resolve_device
+from refinekit.plugins.registry import get_recipe
+from refinekit.plugins.recipe import Recipe
+from refinekit.training.loop import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
 
 # Keys that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_KEYS = frozenset({"schedule.steps", "log_every", "sample_every", "checkpoint_every", "on_nonfinite", "device"})
@@ -89,7 +89,7 @@ def _overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, A
 
 def _resumed_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
     """The checkpoint's config, with only the keys that may change on resume taken from ``requested``."""
-    from refinekit.checkpoint import CHECKPOINT_FORMAT, read_file
+    from refinekit.weights.files import CHECKPOINT_FORMAT, read_file
 
     _, metadata = read_file(out_dir / CHECKPOINT_NAME, CHECKPOINT_FORMAT)
     try:

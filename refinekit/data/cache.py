@@ -4,7 +4,7 @@ Decoding 1.2M PNG files takes minutes and the decoded set (2.3 GB at 35x55) need
 not fit in RAM. The first run that uses a dataset writes what its loader
 returned, already resized, to ``images.npy``; every later run memory-maps it,
 and the trainer samples batches from the map by index (see
-:func:`refinekit.data.fits_on_device`), so memory stays flat however large the set.
+:func:`refinekit.data.image_set.fits_on_device`), so memory stays flat however large the set.
 
 Where: ``$REFINEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/refinekit/datasets``,
 else ``~/.cache/refinekit/datasets``. ``REFINEKIT_CACHE=0`` turns it off. Only
@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from refinekit import distributed
+from refinekit.runtime import distributed
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data import ImageSet
-from refinekit.file_tree import walk_folder
-from refinekit.loading import load_dataset
-from refinekit.plugins import get_dataset, get_registry
+from refinekit.data.image_set import ImageSet
+from refinekit.data.file_tree import walk_folder
+from refinekit.data.loading import load_dataset
+from refinekit.plugins.registry import get_dataset, get_registry
 
 CACHE_VERSION = 1
 _WRITE_CHUNK = 16384
@@ -246,7 +246,7 @@ def _replace_folder(tmp: Path, final: Path) -> None:
 def load_dataset_cached(
     config: DatasetConfig, image: ImageConfig, seed: int, skip_bad: bool = False, progress: bool = True
 ) -> ImageSet:
-    """:func:`refinekit.loading.load_dataset`, through the cache when the dataset is read from a path.
+    """:func:`refinekit.data.loading.load_dataset`, through the cache when the dataset is read from a path.
 
     Under torchrun every rank must call this with the same arguments: rank 0
     decodes and writes while the others wait, then all of them map the same file.

@@ -22,7 +22,7 @@ class Recipe:
         task: the evaluation task (``register_tasks``) for ``refinekit evaluate``.
         pretrained: the refiner this recipe ships, trained, as a package resource
             ``package:path/name.safetensors``; ``name.json`` (the run's config) and
-            ``name.md`` (its model card) lie beside it. See :mod:`refinekit.pretrained`.
+            ``name.md`` (its model card) lie beside it. See :mod:`refinekit.weights.pretrained`.
     """
 
     name: str

@@ -31,8 +31,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from refinekit.errors import DataError
-from refinekit.precision import Precision, resolve_precision
-from refinekit.refine import DEFAULT_VALUE_RANGE, check_value_range, open_refiner, refine_batch
+from refinekit.runtime.precision import Precision, resolve_precision
+from refinekit.refine.pipeline import DEFAULT_VALUE_RANGE, check_value_range, open_refiner, refine_batch
 
 __all__ = ["RefinedBatches", "RefinedDataset"]
 
@@ -210,7 +210,7 @@ class RefinedDataset(Dataset):
     call per item on a CPU. Indexing one item (``refined[i]``) runs the refiner
     on that image alone, on one CPU thread: for a single small image more
     threads only add overhead. On a GPU :class:`RefinedBatches` (or
-    :func:`refinekit.refine.refine_batch` on collated batches) keeps the refiner
+    :func:`refinekit.refine.pipeline.refine_batch` on collated batches) keeps the refiner
     in the main process. With DataLoader workers the refiner is copied into
     each worker; keep it on the CPU then.
 

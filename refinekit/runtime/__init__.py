@@ -1,0 +1,1 @@
+"""Where and how networks run: device and precision, processes under torchrun, cache-sized chunks."""
