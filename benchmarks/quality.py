@@ -34,17 +34,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from refinekit.training.setup import prepare, resolve_config
 from refinekit.config import TrainConfig
+from refinekit.data.heldout import split_real
+from refinekit.data.loading import load_dataset
 from refinekit.evaluation.api import read_run_config
 from refinekit.evaluation.realism import two_sample_test
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.task_model import predict, train_task_model
-from refinekit.data.heldout import split_real
-from refinekit.data.loading import load_dataset
 from refinekit.plugins.registry import get_task
-from refinekit.weights.pretrained import package_refiner
 from refinekit.refine.pipeline import load_refiner
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.weights.pretrained import package_refiner
 
 RECIPE = "eyes-simgan"
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.refine.pipeline import open_refiner, refine_batch
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 

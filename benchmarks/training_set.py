@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
+from refinekit.weights.files import export_refiner
 
 
 def run(command: list[str], out: Path) -> tuple[float, float, int]:

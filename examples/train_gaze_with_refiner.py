@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from refinekit_eyes.gaze import angular_error_degrees
+from refinekit_eyes.gaze_estimator import GazeEstimator
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -31,10 +33,8 @@ from refinekit import RefinedBatches
 from refinekit.config import DatasetConfig, ImageConfig
 from refinekit.data.image_set import to_float
 from refinekit.data.loading import load_dataset
-from refinekit.runtime.precision import resolve_device
 from refinekit.refine.pipeline import open_refiner, refine_batch
-from refinekit_eyes.gaze import angular_error_degrees
-from refinekit_eyes.gaze_estimator import GazeEstimator
+from refinekit.runtime.precision import resolve_device
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -66,10 +66,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from refinekit.training.setup import resolve_config, train
-    from refinekit.weights.files import load_refiner
     from refinekit.data.image_set import ImageSet
     from refinekit.evaluation import evaluate
+    from refinekit.plugins.recipe import Recipe
     from refinekit.plugins.registry import (
         create_discriminator,
         create_refiner,
@@ -80,9 +79,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         list_refiners,
         list_regularizers,
     )
-    from refinekit.plugins.recipe import Recipe
     from refinekit.refine.dataset import RefinedBatches, RefinedDataset
     from refinekit.refine.training_set import TrainingSet, make_training_set
+    from refinekit.training.setup import resolve_config, train
+    from refinekit.weights.files import load_refiner
 
 __all__ = [
     "CheckpointError",

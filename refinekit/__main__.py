@@ -1,5 +1,5 @@
 """``python -m refinekit`` (also what ``torchrun -m refinekit`` runs)."""
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 
 main()

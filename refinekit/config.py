@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from refinekit.errors import ConfigError
 
-
 MAX_SIDE = 4096
 """Most pixels per image side (as for exported refiners, :data:`refinekit.weights.files.MAX_SIDE`)."""
 MAX_BATCH = 65536

@@ -9,8 +9,8 @@ import pytest
 
 from refinekit.data.image_set import ImageSet
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.plugins.registry import Registry, get_registry, reset_registry
 from refinekit.plugins.recipe import Recipe
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 TINY_SIZE = (16, 20)
 

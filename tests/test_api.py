@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 import refinekit
-from refinekit.training.setup import prepare, resolve_config
 from refinekit.errors import CheckpointError, ConfigError, DataError
 from refinekit.training.loop import StepReport
+from refinekit.training.setup import prepare, resolve_config
 
 SMALL = {"refiner__options": {"features": 8, "blocks": 1}, "discriminator__options": {"widths": [8, 8, 8, 8]}}
 

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 import refinekit.data.cache as cache
-from refinekit.training.setup import prepare, resolve_config
-from refinekit.data.cache import DatasetCache, dataset_identity, load_dataset_cached, prune
 from refinekit.config import DatasetConfig, ImageConfig
+from refinekit.data.cache import DatasetCache, dataset_identity, load_dataset_cached, prune
 from refinekit.data.image_set import BatchSampler, ImageSet, is_memory_mapped
-from refinekit.plugins.hookspecs import hookimpl
 from refinekit.data.loading import load_dataset
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.training.setup import prepare, resolve_config
 
 IMAGE = ImageConfig(channels=1, height=8, width=10)
 

@@ -15,6 +15,9 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 import refinekit.weights.files as checkpoint
+from refinekit.config import build_config
+from refinekit.errors import CheckpointError
+from refinekit.plugins.registry import create_refiner
 from refinekit.training.setup import prepare, resolve_config
 from refinekit.weights.files import (
     CHECKPOINT_FORMAT,
@@ -23,9 +26,6 @@ from refinekit.weights.files import (
     load_refiner,
     read_file,
 )
-from refinekit.config import build_config
-from refinekit.errors import CheckpointError
-from refinekit.plugins.registry import create_refiner
 
 SMALL = {"features": 8, "blocks": 1}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.errors import ConfigError
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.registry import DEFAULT_PLUGINS
@@ -91,7 +91,7 @@ def test_plugins_json_lists_built_ins_with_components_and_hooks(tiny_domain) -> 
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     plugins = {p["name"]: p for p in payload["plugins"]}
-    assert {m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS} <= set(plugins)
+    assert set(DEFAULT_PLUGINS) <= set(plugins)
     assert plugins["refiners"]["components"] == {"refiner": ["simgan-resnet", "timm-unet"]}
     assert plugins["refiners"]["hooks"] == ["register_refiners"]
     assert plugins["discriminators"]["components"] == {"discriminator": ["local-patch", "global"]}

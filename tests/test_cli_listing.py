@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.config import iter_keys
 from refinekit.plugins.registry import iter_plugins
 

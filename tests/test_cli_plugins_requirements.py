@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 
 
 def fake_distribution(site: Path, name: str, version: str, entry_points: str, direct_url: dict | None = None) -> None:

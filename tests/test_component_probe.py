@@ -9,10 +9,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from refinekit.training.setup import prepare, resolve_config
-from refinekit.cli.commands import main
-from refinekit.plugins.probe import probe_components
+from refinekit.cli.app import main
 from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.probe import probe_components
+from refinekit.training.setup import prepare, resolve_config
 
 
 class TwoChannels(nn.Module):

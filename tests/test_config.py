@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from refinekit.training.setup import resolve_config
 from refinekit.config import TrainConfig, build_config, deep_merge, iter_keys, load_toml, parse_set
 from refinekit.errors import ConfigError
 from refinekit.plugins.recipe import Recipe
+from refinekit.training.setup import resolve_config
 
 DATA = {"synthetic": {"name": "image-folder"}, "real": {"name": "image-folder"}}
 

@@ -16,10 +16,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from refinekit.training.setup import prepare, resolve_config
-from refinekit.runtime.distributed import RANK_SEED_STRIDE, Topology, topology
 from refinekit.errors import CheckpointError
 from refinekit.plugins.registry import create_discriminator, create_refiner
+from refinekit.runtime.distributed import RANK_SEED_STRIDE, Topology, topology
+from refinekit.training.setup import prepare, resolve_config
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 CONFIG = """

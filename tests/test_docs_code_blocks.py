@@ -183,7 +183,7 @@ def _shrink_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(block: Block) -> tuple[int, str]:
-    from refinekit.cli.commands import main
+    from refinekit.cli.app import main
 
     output, code = [], 0
     for command in block.code.replace("\\\n", " ").splitlines():

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import pytest
 
-from refinekit.plugins import hookspecs
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.config import iter_keys
+from refinekit.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

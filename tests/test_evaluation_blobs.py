@@ -20,19 +20,19 @@ from click.testing import CliRunner
 from torch import nn
 
 import refinekit
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.config import ImageConfig
 from refinekit.data.image_set import ImageSet
-from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation import api as evaluation_api
 from refinekit.evaluation import during_training
+from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation.api import EvaluationSettings
 from refinekit.evaluation.realism import RealismSettings
 from refinekit.evaluation.task import Task
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.plugins.registry import Registry
 from refinekit.plugins.recipe import Recipe
+from refinekit.plugins.registry import Registry
 
 SIZE = (12, 16)
 COLUMNS = (2, 6, 10, 14)  # 4 px apart: a 4 px shift moves a blob to the next column

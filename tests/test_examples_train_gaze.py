@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from refinekit.weights.files import export_refiner
 from refinekit.plugins.registry import create_refiner
+from refinekit.weights.files import export_refiner
 
 refinekit_eyes = pytest.importorskip("refinekit_eyes", reason="the example needs the eyes plugin (pip install -e plugins/eyes)")
 from refinekit_eyes import plugin as eyes_plugin  # noqa: E402

@@ -17,13 +17,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from refinekit.weights.files import export_refiner
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.components.refiners import SimGANResNet
-from refinekit.errors import FolderBusyError
 from refinekit.data.folder_lock import LOCK_NAME, lock_folder
-from refinekit.refine.pipeline import refine_to_folder
+from refinekit.errors import FolderBusyError
 from refinekit.refine.outputs import lock_output, verify_output
+from refinekit.refine.pipeline import refine_to_folder
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 
@@ -160,8 +160,8 @@ def test_two_runs_with_one_out_the_second_is_refused_before_writing(tiny_domain,
 
 
 def test_evaluate_refuses_a_report_folder_another_evaluation_writes(tiny_domain, tmp_path: Path) -> None:
-    from refinekit.training.setup import train
     from refinekit.evaluation.api import evaluate
+    from refinekit.training.setup import train
 
     out = tmp_path / "run"
     train("tiny", out)

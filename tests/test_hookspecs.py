@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit.plugins import hookspecs
 from refinekit.config import DatasetConfig, ImageConfig
 from refinekit.data.image_set import ImageSet
-from refinekit.plugins.hookspecs import hookimpl
 from refinekit.data.loading import detect_dataset, load_dataset
+from refinekit.plugins import hookspecs
+from refinekit.plugins.hookspecs import hookimpl
+from refinekit.plugins.recipe import Recipe
 from refinekit.plugins.registry import (
     create_discriminator,
     create_refiner,
@@ -24,7 +25,6 @@ from refinekit.plugins.registry import (
     get_task,
     list_tasks,
 )
-from refinekit.plugins.recipe import Recipe
 
 HOOKS = sorted(
     name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "refinekit_spec")

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from refinekit.components.datasets import is_image_folder, load_image_folder
-from refinekit.errors import DataError
 from refinekit.data.image_files import read_image
+from refinekit.errors import DataError
 
 
 def gray_png(path: Path, level: int, size: tuple[int, int] = (6, 8)) -> Path:

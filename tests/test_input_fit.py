@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
 from refinekit.refine.input_fit import coordinate_map, fit_to_size, match_channels
 from refinekit.refine.pipeline import refine_to_folder
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 
@@ -92,7 +92,7 @@ def test_fit_to_size_keeps_the_aspect_ratio_and_points_follow_the_map() -> None:
 def test_the_cli_refuses_then_resizes_and_converts_on_request(refiner_file: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from refinekit.cli.commands import main
+    from refinekit.cli.app import main
 
     rng = np.random.default_rng(0)
     save(tmp_path / "in" / "a.png", rng.integers(0, 256, (70, 70, 3), dtype=np.uint8), {"pupil": [35, 35]})

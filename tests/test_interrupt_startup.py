@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 
 
 def test_importing_refinekit_or_its_cli_imports_no_torch() -> None:
-    code = "import sys, refinekit, refinekit.cli.commands; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    code = "import sys, refinekit, refinekit.cli.app; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.errors import ConfigError, DataError, PluginError
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.plugins.registry import PluginWarning, create_refiner, get_recipe, get_registry, reset_registry
 from refinekit.plugins.recipe import Recipe
-
+from refinekit.plugins.registry import PluginWarning, create_refiner, get_recipe, get_registry, reset_registry
 from tests.test_plugins import make_distribution
 
 

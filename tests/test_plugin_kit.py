@@ -13,9 +13,9 @@ from torch import nn
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 from refinekit.evaluation.task import Task
+from refinekit.plugins.contracts import RecipeContract, TaskContract
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.recipe import Recipe
-from refinekit.plugins.contracts import RecipeContract, TaskContract
 
 SIZE = (16, 20)
 
@@ -121,7 +121,7 @@ def test_detection_names_only_loaders_that_can_detect(refinekit_registry, tmp_pa
 
 
 def test_a_loaders_options_are_listed_from_its_signature(refinekit_registry) -> None:
-    from refinekit.cli.commands import main
+    from refinekit.cli.app import main
 
     refinekit_registry.register_plugin(KitPlugin, "kit")
     result = CliRunner().invoke(main, ["datasets", "kit-noise"], env={"COLUMNS": "80"})

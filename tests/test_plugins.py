@@ -33,7 +33,7 @@ BUILT_IN_COMPONENTS = {
 
 
 def test_built_ins_load_through_the_same_hooks_as_plugins(isolated_registry) -> None:
-    assert [m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS] == list(isolated_registry.infos)
+    assert list(DEFAULT_PLUGINS) == list(isolated_registry.infos)
     _ = isolated_registry.entries
     for name, info in isolated_registry.infos.items():
         assert info.distribution == "refinekit"
@@ -161,11 +161,11 @@ def test_load_plugins_restricts_entry_points_but_keeps_built_ins(site, monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the broken plugin is not even imported
         registry = get_registry()
-    assert set(registry.infos) == {*(m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS), "goodplugin"}
+    assert set(registry.infos) == {*DEFAULT_PLUGINS, "goodplugin"}
 
     monkeypatch.setenv("REFINEKIT_LOAD_PLUGINS", "")
     reset_registry()
-    assert list(get_registry().infos) == [m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS]
+    assert list(get_registry().infos) == list(DEFAULT_PLUGINS)
     assert list_refiners() == ["simgan-resnet", "timm-unet"]
 
 

@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 
 import refinekit.runtime.precision as precision
-from refinekit.training.setup import prepare, resolve_config
 from refinekit.errors import ConfigError
 from refinekit.runtime.precision import Precision, resolve_precision
+from refinekit.training.setup import prepare, resolve_config
 
 CPU = torch.device("cpu")
 SMALL = ["refiner.options.features=8", "refiner.options.blocks=1", "discriminator.options.widths=[8, 8, 8, 8]"]

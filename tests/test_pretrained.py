@@ -11,13 +11,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from refinekit.weights.files import load_refiner
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.errors import CheckpointError, ConfigError
 from refinekit.evaluation.api import QUICK, evaluate
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.registry import get_recipe
-from refinekit.weights.pretrained import get_pretrained, list_pretrained, package_refiner, read_card_fields, resolve_refiner
+from refinekit.weights.files import load_refiner
+from refinekit.weights.pretrained import (
+    get_pretrained,
+    list_pretrained,
+    package_refiner,
+    read_card_fields,
+    resolve_refiner,
+)
 from tests.test_trainer import make_trainer
 
 PACKAGE = "shipped_refiners_for_tests"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from refinekit.training.setup import prepare, resolve_config
 from refinekit.training.progress import _duration, estimate_seconds
+from refinekit.training.setup import prepare, resolve_config
 
 SMALL = ["refiner.options.features=8", "refiner.options.blocks=1", "discriminator.options.widths=[8, 8, 8, 8]"]
 
@@ -58,8 +58,8 @@ def test_the_live_lines_drop_speed_before_eta_and_eta_before_the_step_count() ->
 
 
 def test_without_a_terminal_a_plain_line_is_printed_every_interval_and_at_phase_changes(tiny_domain, tmp_path) -> None:
-    from refinekit.training.setup import prepare, resolve_config
     from refinekit.training.loop import StepReport
+    from refinekit.training.setup import prepare, resolve_config
 
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=False)
@@ -77,7 +77,7 @@ def test_without_a_terminal_a_plain_line_is_printed_every_interval_and_at_phase_
 
 
 def test_refinekit_run_into_a_file_prints_data_preparation_and_plain_progress(tiny_domain, tmp_path, monkeypatch) -> None:
-    from refinekit.cli.commands import main
+    from refinekit.cli.app import main
 
     monkeypatch.setenv("REFINEKIT_PROGRESS_SECONDS", "0")
     args = ["run", "tiny", "--out", str(tmp_path / "run")] + [x for kv in SMALL for x in ("--set", kv)]
@@ -96,8 +96,8 @@ def test_clock() -> None:
 
 
 def test_on_an_80_column_terminal_the_live_display_fits(tiny_domain, tmp_path) -> None:
-    from refinekit.training.setup import prepare, resolve_config
     from refinekit.training.loop import StepReport
+    from refinekit.training.setup import prepare, resolve_config
 
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=True, color_system=None)

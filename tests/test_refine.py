@@ -12,15 +12,15 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors import safe_open
 
-from refinekit.weights.files import export_refiner
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.components.refiners import SimGANResNet
+from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import CheckpointError, ConfigError, DataError
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.data.image_files import read_image
-from refinekit.refine.pipeline import open_refiner, parse_shard, refine_batch, refine_to_folder
 from refinekit.refine.outputs import verify_output
+from refinekit.refine.pipeline import open_refiner, parse_shard, refine_batch, refine_to_folder
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 

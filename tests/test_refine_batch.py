@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from refinekit import load_refiner
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
 from refinekit.refine.pipeline import open_refiner, refine_batch
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 

@@ -24,8 +24,8 @@ import pytest
 import torch
 from PIL import Image
 
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
+from refinekit.weights.files import export_refiner
 
 COUNT, SHARD, BATCH, BLOCKED_AT = 300, 20, 10, 150  # input 150 (in shard 7) blocks the first run
 

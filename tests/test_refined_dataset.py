@@ -12,9 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from refinekit import RefinedBatches, RefinedDataset
-from refinekit.weights.files import export_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 Pair = namedtuple("Pair", "image gaze")

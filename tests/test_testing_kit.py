@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit.data.image_set import ImageSet
-from refinekit.plugins.hookspecs import hookimpl
 from refinekit.data.image_files import write_image
+from refinekit.data.image_set import ImageSet
 from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
+from refinekit.plugins.hookspecs import hookimpl
 
 SMALL = (16, 20)
 

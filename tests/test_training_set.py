@@ -24,16 +24,16 @@ from PIL import Image
 
 import refinekit
 import refinekit.refine.training_set as training_set
-from refinekit.weights.files import export_refiner
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.config import DatasetConfig, ImageConfig, config_to_json
-from refinekit.data.image_set import ImageSet
-from refinekit.plugins.hookspecs import hookimpl
 from refinekit.data.image_files import read_image
+from refinekit.data.image_set import ImageSet
 from refinekit.data.loading import load_dataset
-from refinekit.refine.pipeline import open_refiner, refine_batch
+from refinekit.plugins.hookspecs import hookimpl
 from refinekit.refine.outputs import verify_output
+from refinekit.refine.pipeline import open_refiner, refine_batch
+from refinekit.weights.files import export_refiner
 
 
 def make_refiner(path: Path, size: tuple[int, int]) -> Path:

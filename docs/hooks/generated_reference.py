@@ -104,7 +104,7 @@ def cli_reference() -> str:
     """Each command's help, usage and options, from the same click objects that ``--help`` prints."""
     import click
 
-    from refinekit.cli.commands import main
+    from refinekit.cli.app import main
 
     parts = []
     root = click.Context(main, info_name="refinekit", **main.context_settings)

@@ -115,8 +115,8 @@ def key_rows(recipe: str | None = None) -> list[dict[str, str]]:
     core = iter_keys()
     if recipe is None:
         return [{"key": k, "type": t, "default": d, "meaning": m} for k, t, d, m in core]
-    from refinekit.training.setup import resolve_config
     from refinekit.config import TrainConfig
+    from refinekit.training.setup import resolve_config
 
     config = resolve_config(recipe)
     values = {k: v for k, _, v, _ in iter_keys(TrainConfig, "", config)}
@@ -214,7 +214,7 @@ def dataset_rows(registry: Any, names: Iterable[str]) -> list[dict[str, Any]]:
             "name": name,
             "plugin": entry.plugin,
             "description": entry.description,
-            "detects_paths": entry.extra.get("detect") is not None,
+            "detects_paths": "detect" in entry.extra,
             "options": dataset_options(entry.factory),
         })
     return rows

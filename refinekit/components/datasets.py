@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from refinekit.data.image_files import IMAGE_SUFFIXES, list_images, read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-from refinekit.plugins.hookspecs import hookimpl
-from refinekit.data.image_files import IMAGE_SUFFIXES, list_images, read_image
 
 
 def load_image_folder(
@@ -112,11 +111,7 @@ def _read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
         columns[key] = np.stack(values)
     return columns
 
+
 def is_image_folder(path: str) -> bool:
     folder = Path(path)
     return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*"))
-
-
-@hookimpl
-def register_datasets(register) -> None:
-    register("image-folder", load_image_folder, "Any folder of images, optional name.json sidecars", detect=is_image_folder)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.recipe import Recipe
 
 SIMGAN = Recipe(
@@ -18,7 +17,3 @@ SIMGAN = Recipe(
     path_datasets=("image-folder",),
 )
 
-
-@hookimpl
-def register_recipes(register) -> None:
-    register(SIMGAN)

@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.plugins.hookspecs import hookimpl
-
 
 class ResnetBlock(nn.Module):
     """Two 3x3 convolutions with an identity skip (paper, appendix: "ResNet block")."""
@@ -101,9 +99,3 @@ class TimmUNetRefiner(nn.Module):
             y = F.relu(self.fuse[level](y))
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return torch.tanh(self.head(F.relu(y + self.input_skip(x))))
-
-
-@hookimpl
-def register_refiners(register) -> None:
-    register("simgan-resnet", SimGANResNet, "The paper's refiner: conv 64, 4 ResNet blocks, 1x1 conv, tanh")
-    register("timm-unet", TimmUNetRefiner, "U-Net decoder on a timm encoder (random or local weights)")

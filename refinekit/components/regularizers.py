@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from refinekit.errors import ConfigError
-from refinekit.plugins.hookspecs import hookimpl
 
 FeatureMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -105,11 +104,6 @@ class SelfRegularizer(nn.Module):
         return (self.psi(refined) - self.psi(synthetic)).abs().mean()
 
 
-def _l1(channels: int = 1) -> SelfRegularizer:
+def l1_regularizer(channels: int = 1) -> SelfRegularizer:
+    """The paper's eyes setting: L1 in pixel space."""
     return SelfRegularizer(channels=channels, psi="identity")
-
-
-@hookimpl
-def register_regularizers(register) -> None:
-    register("l1", _l1, "Pixel-space L1 between refined and synthetic (paper's eyes setting)")
-    register("feature", SelfRegularizer, "L1 in a feature space psi: channel-mean, low-pass, sobel, timm")

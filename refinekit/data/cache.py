@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from refinekit.runtime import distributed
 from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.data.image_set import ImageSet
 from refinekit.data.file_tree import walk_folder
+from refinekit.data.image_set import ImageSet
 from refinekit.data.loading import load_dataset
 from refinekit.plugins.registry import get_dataset, get_registry
+from refinekit.runtime import distributed
 
 CACHE_VERSION = 1
 _WRITE_CHUNK = 16384

@@ -31,9 +31,9 @@ import json
 import os
 import socket
 import sys
-from pathlib import Path
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from refinekit.errors import FolderBusyError

@@ -15,8 +15,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from refinekit.errors import DataError
 from refinekit.data.file_tree import Folder, describe_skipped, has_suffix, walk_folder
+from refinekit.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 

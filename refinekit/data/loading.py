@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from refinekit.config import DatasetConfig, ImageConfig
+from refinekit.data.file_tree import refuse_special
 from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError, PluginError, RefinekitError
-from refinekit.data.file_tree import refuse_special
 from refinekit.plugins.registry import get_dataset, get_registry
 
 
@@ -29,7 +29,7 @@ def detect_dataset(path: str, candidates: Sequence[str], name_option: str = "--s
     tried = []  # loaders without ``detect`` (e.g. simulators) were never asked, so they are not named below
     for name in ordered:
         entry = registry.entries["dataset"].get(name)
-        detect = entry.extra.get("detect") if entry else None
+        detect = entry.detect if entry else None
         if detect is None:
             continue
         tried.append(name)

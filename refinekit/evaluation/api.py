@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from refinekit.weights.files import load_refiner
 from refinekit.config import DatasetConfig, TrainConfig, build_config, deep_merge, parse_set
-from refinekit.errors import ConfigError, DataError
 from refinekit.data.folder_lock import hold_until_return, lock_folder, releases_locks
+from refinekit.data.loading import detect_dataset
+from refinekit.errors import ConfigError, DataError
 from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation.distance import extract_features, kid
 from refinekit.evaluation.downstream import DownstreamResult, train_and_test, with_relative_change
@@ -27,11 +27,11 @@ from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.report import EvaluationReport, TaskInfo, write_json, write_markdown
 from refinekit.evaluation.task import Task
 from refinekit.evaluation.task_model import train_task_model
-from refinekit.data.loading import detect_dataset
 from refinekit.plugins.registry import get_registry, get_task
 from refinekit.runtime.precision import resolve_device
-from refinekit.weights.pretrained import get_pretrained
 from refinekit.training.run_figures import read_metrics
+from refinekit.weights.files import load_refiner
+from refinekit.weights.pretrained import get_pretrained
 
 EVAL_LOG = "eval.jsonl"
 """What ``--eval-every`` writes in the run folder, one line per evaluation point."""

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from refinekit.weights.files import export_refiner
 from refinekit.evaluation.annotations import image_fidelity, label_preservation
 from refinekit.evaluation.api import EVAL_LOG, EvaluationSettings, resolve_task
 from refinekit.evaluation.distance import extract_features, kid
@@ -38,8 +37,9 @@ from refinekit.evaluation.realism import two_sample_test
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.task import Task
 from refinekit.evaluation.task_model import train_task_model
-from refinekit.training.run_figures import read_metrics
 from refinekit.training.loop import StepReport, Trainer
+from refinekit.training.run_figures import read_metrics
+from refinekit.weights.files import export_refiner
 
 DURING_TRAINING = EvaluationSettings(max_images=1000)
 """Half the images of a full evaluation: each evaluation point then costs a few seconds on a CPU."""

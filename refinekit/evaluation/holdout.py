@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from refinekit.config import DatasetConfig, TrainConfig
+from refinekit.data.heldout import split_real
 from refinekit.data.image_set import ImageSet, resize_uint8
+from refinekit.data.loading import detect_dataset, load_dataset
 from refinekit.errors import DataError
 from refinekit.evaluation.task import Task
-from refinekit.data.heldout import split_real
-from refinekit.data.loading import detect_dataset, load_dataset
 
 MIN_EVALUATION_IMAGES = 4
 """The fewest images per side that the held-out tests can split into training and test halves."""

@@ -25,16 +25,12 @@ from typing import Any, Callable, Iterator
 
 import pluggy
 
-from refinekit.plugins import hookspecs
 from refinekit.errors import ConfigError, PluginError, RefinekitError, UnknownNameError
+from refinekit.plugins import hookspecs
+from refinekit.plugins.lazy_reference import check_reference, resolve
 
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "refinekit.components.refiners",
-    "refinekit.components.discriminators",
-    "refinekit.components.regularizers",
-    "refinekit.components.datasets",
-    "refinekit.components.recipes",
-)
+# The built-in plugins, by name: their hooks are in refinekit.components.builtin_hooks.
+DEFAULT_PLUGINS: tuple[str, ...] = ("refiners", "discriminators", "regularizers", "datasets", "recipes")
 
 KINDS: tuple[str, ...] = ("refiner", "discriminator", "regularizer", "dataset", "recipe", "task")
 
@@ -45,14 +41,27 @@ class PluginWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered component: its name, factory and who registered it."""
+    """One registered component: its name, factory and who registered it.
+
+    ``target`` is the factory, or a ``"module:attribute"`` reference to it that
+    :attr:`factory` imports on first use (see :mod:`refinekit.plugins.lazy_reference`).
+    """
 
     kind: str
     name: str
-    factory: Any
+    target: Any
     description: str
     plugin: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def factory(self) -> Any:
+        return resolve(self.target, f"{self.kind} '{self.name}' of plugin '{self.plugin}'")
+
+    @property
+    def detect(self) -> Callable[[str], bool] | None:
+        """A dataset's path detector, if it registered one."""
+        return resolve(self.extra.get("detect"), f"the detector of {self.kind} '{self.name}' of plugin '{self.plugin}'")
 
 
 @dataclass
@@ -77,9 +86,10 @@ class Registry:
         self._entries: dict[str, dict[str, Entry]] | None = None
         self._qualified: dict[str, dict[str, Entry]] = {}
         self._reported_unknown_hooks: set[tuple[str, str]] = set()
-        for module_name in DEFAULT_PLUGINS:
-            short = module_name.rsplit(".", 1)[-1]
-            self._add(importlib.import_module(module_name), short, "refinekit", _version("refinekit"))
+        from refinekit.components.builtin_hooks import BUILTIN_PLUGINS
+
+        for name in DEFAULT_PLUGINS:
+            self._add(BUILTIN_PLUGINS[name], name, "refinekit", _version("refinekit"))
         if load_entry_points:
             self._load_entry_points(_allowed_plugins())
         self._check_unknown_hooks()
@@ -209,6 +219,8 @@ class Registry:
                 name, factory, description = recipe.name, recipe, recipe.description
             if not isinstance(name, str) or not name or ":" in name:
                 raise PluginError(f"{kind} name {name!r} must be a non-empty string without ':'")
+            check_reference(factory, f"{kind} '{name}' of plugin '{plugin}'")
+            check_reference(extra.get("detect"), f"the detector of {kind} '{name}' of plugin '{plugin}'")
             staged.append(Entry(kind, name, factory, description, plugin, dict(extra)))
 
         return register

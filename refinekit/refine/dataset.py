@@ -31,8 +31,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from refinekit.errors import DataError
-from refinekit.runtime.precision import Precision, resolve_precision
 from refinekit.refine.pipeline import DEFAULT_VALUE_RANGE, check_value_range, open_refiner, refine_batch
+from refinekit.runtime.precision import Precision, resolve_precision
 
 __all__ = ["RefinedBatches", "RefinedDataset"]
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from refinekit.data.image_files import read_image
 from refinekit.data.image_set import resize_uint8, to_grayscale_uint8
 from refinekit.errors import DataError
-from refinekit.data.image_files import read_image
 
 RESIZE_MODES = ("refuse", "stretch", "pad", "crop")
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})

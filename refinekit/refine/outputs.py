@@ -42,15 +42,17 @@ import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
 from refinekit.data.folder_lock import (
     FolderLock,
     LockGroup,
     describe_holder,
     hold_until_return,
-    releases_locks as releases_output_locks,
     try_lock,
 )
+from refinekit.data.folder_lock import (
+    releases_locks as releases_output_locks,
+)
+from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
 from refinekit.refine.inputs import InputBatch
 
 T = TypeVar("T")

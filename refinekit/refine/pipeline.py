@@ -34,12 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinekit.weights.files import load_refiner
-from refinekit.weights.pretrained import resolve_refiner
-from refinekit.runtime.chunks import forward_in_chunks, images_per_chunk
 from refinekit.data.image_set import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
-from refinekit.runtime.precision import Precision, resolve_device, resolve_precision
 from refinekit.refine.input_fit import coordinate_map
 from refinekit.refine.inputs import FolderInput, open_input
 from refinekit.refine.outputs import (
@@ -50,10 +46,14 @@ from refinekit.refine.outputs import (
     build_manifest,
     claim_output,
     clear_unfinished,
-    releases_output_locks,
     read_record,
+    releases_output_locks,
     verify_output,
 )
+from refinekit.runtime.chunks import forward_in_chunks, images_per_chunk
+from refinekit.runtime.precision import Precision, resolve_device, resolve_precision
+from refinekit.weights.files import load_refiner
+from refinekit.weights.pretrained import resolve_refiner
 
 __all__ = [
     "DEFAULT_VALUE_RANGE",

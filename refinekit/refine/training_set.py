@@ -111,8 +111,8 @@ def make_training_set(
         >>> refinekit.make_training_set("runs/digits", "data/digits", options={"count": 60000})  # doctest: +SKIP
         >>> train_set = refinekit.TrainingSet("data/digits")  # doctest: +SKIP
     """
-    from refinekit.weights.pretrained import resolve_refiner
     from refinekit.refine.pipeline import refine_to_folder
+    from refinekit.weights.pretrained import resolve_refiner
 
     refiner_path = resolve_refiner(refiner)
     overrides = _options_dict(options)
@@ -147,9 +147,9 @@ def open_dataset(
 ) -> Any:
     """The input to refine: a streamed image folder, a cached dataset, or a generated one rendered in blocks."""
     from refinekit.data.cache import load_dataset_cached
-    from refinekit.weights.files import load_refiner
     from refinekit.data.loading import detect_dataset
     from refinekit.plugins.registry import get_dataset
+    from refinekit.weights.files import load_refiner
 
     model = load_refiner(refiner_path, "cpu")
     image = ImageConfig(

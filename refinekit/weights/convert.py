@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from refinekit.weights.files import export_refiner, load_state_file
 from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.registry import create_refiner
+from refinekit.weights.files import export_refiner, load_state_file
 
 # Prefixes that wrappers add to every key: DistributedDataParallel and torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")

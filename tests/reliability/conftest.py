@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 
 SIZE = (16, 20)  # (H, W): small enough that a training step takes milliseconds
 

@@ -15,11 +15,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from refinekit.weights.files import export_refiner
-from refinekit.cli.commands import main
+from refinekit.cli.app import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import ConfigError, DataError
 from refinekit.refine.pipeline import refine_to_folder
+from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 
@@ -98,8 +98,8 @@ def _rewrite(path: Path, *, metadata: dict[str, str] | None = None, tensor_fill:
     ],
 )
 def test_refiner_metadata_out_of_bounds_is_refused_naming_file_and_key(refiner_file, images, tmp_path, key, value):
-    from refinekit.weights.files import load_refiner
     from refinekit.errors import CheckpointError
+    from refinekit.weights.files import load_refiner
 
     _rewrite(refiner_file, metadata={key: value})
     with pytest.raises(CheckpointError, match=f"{refiner_file}: metadata '{key}' is"):
@@ -119,8 +119,8 @@ def test_refiner_weights_holding_nan_or_inf_are_refused_at_load(refiner_file, im
 
 @pytest.mark.parametrize(("key", "value"), [("step", "-3"), ("step", "x"), ("skipped_steps", "-1"), ("step", "1e9")])
 def test_a_checkpoint_with_a_bad_step_is_refused_and_keeps_the_metrics(tiny_domain, tmp_path, key, value):
-    from refinekit.training.setup import train
     from refinekit.errors import CheckpointError
+    from refinekit.training.setup import train
 
     out = tmp_path / "run"
     train("tiny", out)

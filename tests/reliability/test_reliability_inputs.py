@@ -28,9 +28,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from refinekit.data import image_files as imageio
-from refinekit.weights.files import CHECKPOINT_FORMAT, FORMAT_VERSION, REFINER_FORMAT
-from refinekit.errors import RefinekitError
 from refinekit.data.image_files import read_image
+from refinekit.errors import RefinekitError
+from refinekit.weights.files import CHECKPOINT_FORMAT, FORMAT_VERSION, REFINER_FORMAT
 
 Setup = Callable[[Path, object, pytest.MonkeyPatch], list[str]]
 

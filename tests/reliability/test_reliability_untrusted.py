@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from refinekit.weights.files import load_refiner
 from refinekit.components.refiners import SimGANResNet
+from refinekit.weights.files import load_refiner
 
 ROOT = Path(__file__).parents[2]
 SMALL = {"features": 8, "blocks": 1}

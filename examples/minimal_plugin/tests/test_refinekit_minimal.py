@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import refinekit_minimal
 
 import refinekit
-import refinekit_minimal
 from refinekit.plugins.contracts import DatasetContract
 
 

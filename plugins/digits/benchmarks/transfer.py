@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refinekit import load_refiner
-from refinekit.data.image_set import to_float, to_uint8
-
 from refinekit_digits.classifier import accuracy, train_classifier
 from refinekit_digits.fonts import load_digits_fonts
 from refinekit_digits.mnist_sample import load_mnist_sample
 from refinekit_digits.sklearn_digits import load_sklearn_digits
+
+from refinekit import load_refiner
+from refinekit.data.image_set import to_float, to_uint8
 
 SHAPE = {"channels": 1, "size": (28, 28), "limit": None}
 REAL_SETS = {"mnist-sample": load_mnist_sample, "sklearn-digits": load_sklearn_digits}

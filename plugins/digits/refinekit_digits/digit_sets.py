@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
 

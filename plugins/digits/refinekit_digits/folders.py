@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
 from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import NUM_CLASSES, limit_index, make_image_set
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import NUM_CLASSES, make_image_set
 from refinekit_digits.framing import digit_box
 

@@ -10,6 +10,7 @@ digits the same way, at any working size.
 from __future__ import annotations
 
 import numpy as np
+
 from refinekit.data.image_set import resize_uint8
 
 BOX_FRACTION = 20 / 28

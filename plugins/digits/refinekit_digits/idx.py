@@ -12,9 +12,9 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+
 from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import check_labels, make_image_set
 
 IMAGES_MAGIC = 2051

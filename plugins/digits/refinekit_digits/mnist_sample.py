@@ -20,9 +20,9 @@ from importlib import resources
 from typing import Literal
 
 import numpy as np
+
 from refinekit.data.image_set import ImageSet, resize_uint8
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import check_labels, make_image_set
 
 NAME = "mnist-sample"

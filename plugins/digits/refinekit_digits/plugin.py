@@ -3,29 +3,43 @@
 from __future__ import annotations
 
 from refinekit.plugins.hookspecs import Register, hookimpl
-
-from refinekit_digits.folders import is_digit_class_folders, load_digit_class_folders
-from refinekit_digits.fonts import load_digits_fonts
-from refinekit_digits.idx import is_idx, load_mnist_idx
-from refinekit_digits.mnist_sample import load_mnist_sample
 from refinekit_digits.recipe import DIGITS_SIMGAN
-from refinekit_digits.sklearn_digits import load_sklearn_digits
-from refinekit_digits.task import DigitsTask
-from refinekit_digits.usps import is_usps_h5, load_usps_h5
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
-    register("digits-fonts", load_digits_fonts, "Digits 0-9 rendered from matplotlib's fonts, augmented, labelled")
-    register("mnist-sample", load_mnist_sample, "5,000 real MNIST digits shipped with the plugin (train 4,000 / test 1,000)")
-    register("sklearn-digits", load_sklearn_digits, "scikit-learn's 1,797 handwritten 8x8 digits, framed like MNIST")
-    register("mnist-idx", load_mnist_idx, "MNIST-style IDX image+label files (gzipped or not)", detect=is_idx)
-    register("usps-h5", load_usps_h5, "USPS digits in one .h5 file (train/data, train/target, ...)", detect=is_usps_h5)
+    register(
+        "digits-fonts",
+        "refinekit_digits.fonts:load_digits_fonts",
+        "Digits 0-9 rendered from matplotlib's fonts, augmented, labelled",
+    )
+    register(
+        "mnist-sample",
+        "refinekit_digits.mnist_sample:load_mnist_sample",
+        "5,000 real MNIST digits shipped with the plugin (train 4,000 / test 1,000)",
+    )
+    register(
+        "sklearn-digits",
+        "refinekit_digits.sklearn_digits:load_sklearn_digits",
+        "scikit-learn's 1,797 handwritten 8x8 digits, framed like MNIST",
+    )
+    register(
+        "mnist-idx",
+        "refinekit_digits.idx:load_mnist_idx",
+        "MNIST-style IDX image+label files (gzipped or not)",
+        detect="refinekit_digits.idx:is_idx",
+    )
+    register(
+        "usps-h5",
+        "refinekit_digits.usps:load_usps_h5",
+        "USPS digits in one .h5 file (train/data, train/target, ...)",
+        detect="refinekit_digits.usps:is_usps_h5",
+    )
     register(
         "digit-class-folders",
-        load_digit_class_folders,
+        "refinekit_digits.folders:load_digit_class_folders",
         "Labelled digit images in root/0 ... root/9 folders",
-        detect=is_digit_class_folders,
+        detect="refinekit_digits.folders:is_digit_class_folders",
     )
 
 
@@ -36,4 +50,8 @@ def register_recipes(register: Register) -> None:
 
 @hookimpl
 def register_tasks(register: Register) -> None:
-    register("digits", DigitsTask, "10-way digit classifier (small CNN), scored by accuracy on held-out real digits")
+    register(
+        "digits",
+        "refinekit_digits.task:DigitsTask",
+        "10-way digit classifier (small CNN), scored by accuracy on held-out real digits",
+    )

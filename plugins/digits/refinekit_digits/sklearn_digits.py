@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import make_image_set
 from refinekit_digits.framing import frame_digits
 

@@ -12,12 +12,12 @@ from typing import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from refinekit.config import ImageConfig
 from refinekit.data.image_set import ImageSet
 from refinekit.evaluation import Task
 from refinekit.evaluation.task import Split
-from torch import nn
-
 from refinekit_digits.classifier import DigitClassifier, augment_batch
 from refinekit_digits.mnist_sample import load_mnist_sample
 

@@ -13,9 +13,9 @@ from typing import Literal
 
 import h5py
 import numpy as np
+
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-
 from refinekit_digits.digit_sets import check_labels, make_image_set
 from refinekit_digits.framing import frame_digits
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from refinekit_digits.classifier import DigitClassifier, accuracy, predict, train_classifier
 from refinekit_digits.fonts import render_digits
 from refinekit_digits.mnist_sample import load_mnist_sample

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
-
 from refinekit_digits import plugin
 from refinekit_digits.folders import is_digit_class_folders, load_digit_class_folders
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 
 def write_tree(root: Path, counts: dict[str, int], side: int = 28, value: int = 200) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
-
 from refinekit_digits import plugin
 from refinekit_digits.fonts import DEFAULT_FONTS, font_path, load_digits_fonts, render_digits
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 
 class TestDigitsFontsContract(DatasetContract):

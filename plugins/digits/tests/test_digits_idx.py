@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
-
 from refinekit_digits import plugin
 from refinekit_digits.idx import IMAGES_MAGIC, LABELS_MAGIC, is_idx, load_mnist_idx
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 
 def idx_bytes(magic: int, array: np.ndarray) -> bytes:

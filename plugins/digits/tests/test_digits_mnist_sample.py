@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from refinekit.config import DatasetConfig, ImageConfig
-from refinekit.errors import DataError
-from refinekit.data.loading import load_dataset
-from refinekit.plugins.registry import get_registry, reset_registry
-from refinekit.plugins.contracts import DatasetContract
-
 from refinekit_digits import plugin
 from refinekit_digits.mnist_sample import load_mnist_sample, read_embedded_digits
+
+from refinekit.config import DatasetConfig, ImageConfig
+from refinekit.data.loading import load_dataset
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
+from refinekit.plugins.registry import get_registry, reset_registry
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 

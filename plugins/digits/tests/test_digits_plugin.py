@@ -16,11 +16,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from refinekit import load_refiner, resolve_config
-from refinekit.cli.commands import main
-from refinekit.plugins.registry import Registry, get_registry, reset_registry
-
 from refinekit_digits import plugin
+
+from refinekit import load_refiner, resolve_config
+from refinekit.cli.app import main
+from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
-from sklearn.datasets import load_digits
-
 from refinekit_digits import plugin
 from refinekit_digits.sklearn_digits import load_sklearn_digits, split_indices
+from sklearn.datasets import load_digits
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 
 class TestSklearnDigitsContract(DatasetContract):

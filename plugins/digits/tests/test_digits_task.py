@@ -7,12 +7,12 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from refinekit_digits import plugin
+from refinekit_digits.fonts import render_digits
+
 from refinekit.config import ImageConfig
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.plugins.registry import get_registry, get_task, reset_registry
-
-from refinekit_digits import plugin
-from refinekit_digits.fonts import render_digits
 
 IMAGE = ImageConfig(channels=1, height=28, width=28)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
-
 from refinekit_digits import plugin
 from refinekit_digits.usps import is_usps_h5, load_usps_h5
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 
 def write_usps(path: Path, train: int = 5, test: int = 3, **replace: np.ndarray) -> Path:

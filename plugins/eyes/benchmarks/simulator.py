@@ -9,7 +9,6 @@ import argparse
 import time
 
 import torch
-
 from refinekit_eyes.simulator import simulate_eyes
 
 

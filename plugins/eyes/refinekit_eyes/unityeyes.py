@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import DataError
-from refinekit.data.image_files import read_image
 from refinekit_eyes.gaze import unityeyes_look_vec_to_gaze, vector_to_pitch_yaw
 from refinekit_eyes.loading import (
     BadFile,

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import refinekit_eyes.plugin
 from PIL import Image, ImageDraw
 
-import refinekit_eyes.plugin
 from refinekit.plugins.registry import Registry, get_registry, reset_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"

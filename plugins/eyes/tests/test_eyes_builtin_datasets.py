@@ -6,12 +6,12 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-
 import refinekit_eyes.plugin
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
 from refinekit_eyes.embedded_sample import load_mpiigaze_sample, read_embedded_patches
 from refinekit_eyes.eyes_sim import load_eyes_sim
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 SIZE = (35, 55)
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from refinekit_eyes.gaze import (
     angular_error_degrees,
     pitch_yaw_to_vector,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from refinekit.data.image_set import to_float
 from refinekit_eyes.gaze import angular_error_degrees
 from refinekit_eyes.gaze_estimator import GazeEstimator
 from refinekit_eyes.simulator import simulate_eyes
+
+from refinekit.data.image_set import to_float
 
 
 def test_paper_feature_size_and_output_shape() -> None:

@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-
-from refinekit.errors import DataError
 from refinekit_eyes.kaggle_h5 import load_kaggle_h5
 from refinekit_eyes.mpiigaze import load_mpiigaze
 from refinekit_eyes.unityeyes import load_unityeyes
+
+from refinekit.errors import DataError
 
 SIZE = (35, 55)
 

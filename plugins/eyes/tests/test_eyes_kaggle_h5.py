@@ -7,12 +7,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 import refinekit_eyes.plugin
-from refinekit.errors import DataError
-from refinekit.plugins.contracts import DatasetContract
 from refinekit_eyes.gaze import unityeyes_look_vec_to_gaze
 from refinekit_eyes.kaggle_h5 import is_kaggle_h5, load_kaggle_h5
+
+from refinekit.errors import DataError
+from refinekit.plugins.contracts import DatasetContract
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GAZE, REAL = FIXTURES / "kaggle_gaze_fixture.h5", FIXTURES / "kaggle_real_gaze_fixture.h5"

@@ -7,13 +7,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import scipy.io
-
 import refinekit_eyes.plugin
+import scipy.io
+from refinekit_eyes.mpiigaze import is_mpiigaze, load_mpiigaze
+
 from refinekit.data.image_set import resize_uint8
 from refinekit.errors import DataError
 from refinekit.plugins.contracts import DatasetContract
-from refinekit_eyes.mpiigaze import is_mpiigaze, load_mpiigaze
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mpiigaze_day01_layout_fixture.mat"
 SIZE = (35, 55)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from refinekit.training.setup import resolve_config
 from refinekit.data.loading import detect_dataset
 from refinekit.plugins.registry import Registry, create_discriminator, get_recipe, list_datasets, list_recipes
+from refinekit.training.setup import resolve_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EYE_DATASETS = {"unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"}

@@ -6,12 +6,12 @@ import hashlib
 import json
 
 import torch
-
-from refinekit.weights.pretrained import get_pretrained, read_card_fields
-from refinekit.weights.files import load_refiner
-from refinekit.refine.pipeline import refine_batch
-from refinekit.plugins.registry import Registry
 from refinekit_eyes.eyes_sim import load_eyes_sim
+
+from refinekit.plugins.registry import Registry
+from refinekit.refine.pipeline import refine_batch
+from refinekit.weights.files import load_refiner
+from refinekit.weights.pretrained import get_pretrained, read_card_fields
 
 
 def test_eyes_simgan_ships_the_refiner_its_card_describes(eyes_registry: Registry) -> None:

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import torch
-
 from refinekit_eyes.gaze import pitch_yaw_to_vector, vector_to_pitch_yaw
 from refinekit_eyes.simulator import (
     EyeParams,
@@ -15,8 +14,8 @@ from refinekit_eyes.simulator import (
     equalize_histograms,
     render,
     sample_params,
-    value_noise,
     simulate_eyes,
+    value_noise,
 )
 
 SIZE = (35, 55)

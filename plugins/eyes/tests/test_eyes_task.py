@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from refinekit_eyes.gaze import pitch_yaw_to_vector
+from refinekit_eyes.task import GazeTask, _split_index
+
 from refinekit.config import ImageConfig
 from refinekit.evaluation.api import resolve_task
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.plugins.registry import get_task
-
-from refinekit_eyes.gaze import pitch_yaw_to_vector
-from refinekit_eyes.task import GazeTask, _split_index
 
 IMAGE = ImageConfig(channels=1, height=35, width=55)
 MPIIGAZE_MAT = Path(__file__).parent / "fixtures" / "mpiigaze_day01_layout_fixture.mat"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import refinekit_eyes.plugin
+from refinekit_eyes.unityeyes import is_unityeyes_folder, load_unityeyes
+
 from refinekit.errors import DataError
 from refinekit.plugins.contracts import DatasetContract
-from refinekit_eyes.unityeyes import is_unityeyes_folder, load_unityeyes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "unityeyes-1.json"
 SIZE = (35, 55)
