@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from refinekit.training import losses
-from refinekit.components.discriminators import REAL, REFINED
 from refinekit.plugins.registry import create_regularizer
+from refinekit.training.losses import REAL, REFINED
 
 
 def confident_real_logits(batch: int = 2, h: int = 9, w: int = 14) -> torch.Tensor:

@@ -8,9 +8,10 @@ from torch import nn
 
 from refinekit.training import augment as augment_module
 from refinekit.training import losses
+from refinekit.training.losses import REAL, REFINED
 from refinekit.training.setup import resolve_config
 from refinekit.weights.files import load_refiner
-from refinekit.components.discriminators import REAL, REFINED, LocalPatchDiscriminator
+from refinekit.components.discriminators import LocalPatchDiscriminator
 from refinekit.config import HoldoutConfig, TrainConfig
 from refinekit.errors import ConfigError
 from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
@@ -58,12 +59,12 @@ def test_d_sees_real_and_refined_augmented_alike_and_r_is_trained_through_it(
 ) -> None:
     seen: list[torch.Tensor] = []
 
-    def spy(x: torch.Tensor, policy) -> torch.Tensor:
+    def spy(x: torch.Tensor, policy, generator=None) -> torch.Tensor:
         seen.append(x)
         assert list(policy) == ["translation", "cutout"]
-        return augment_module.augment(x, policy)
+        return augment_module.augment(x, policy, generator)
 
-    monkeypatch.setattr("refinekit.training.loop.augment", spy)
+    monkeypatch.setattr("refinekit.training.simgan.augment_images", spy)
     trainer = make_trainer(tmp_path, "adversarial.augment=['translation','cutout']")
     real_state = trainer.real.state()
     trainer.discriminator_step()

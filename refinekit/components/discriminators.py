@@ -1,4 +1,8 @@
-"""Discriminators. Both return (B, 2, h, w) logits; channel 0 = refined, channel 1 = real."""
+"""Discriminators. Both return (B, 2, h, w) logits; channel 0 = refined, channel 1 = real.
+
+The channel order is the losses' to define (:data:`refinekit.training.losses.REFINED`
+and ``REAL``): a discriminator only has to follow it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinekit.plugins.hookspecs import hookimpl
-
-REFINED, REAL = 0, 1
 
 
 class LocalPatchDiscriminator(nn.Module):

@@ -182,7 +182,7 @@ class DiscriminatorContract(_ModuleContract):
 
     def test_separates_two_constant_images(self) -> None:
         from refinekit.training import losses
-        from refinekit.components.discriminators import REAL, REFINED
+        from refinekit.training.losses import REAL, REFINED
 
         torch.manual_seed(0)
         d = self.build()

@@ -8,8 +8,10 @@ memorising without teaching R to produce augmented-looking images (ADA, Karras
 et al. 2020, make the same argument). Augmentations that leaked into R's output
 would be visible at once, so each one here is invertible in distribution.
 
-Every op draws its randomness from torch's default generator on the images'
-device, which the training checkpoint saves, so resumed runs stay bit-exact.
+Every op draws its randomness from ``generator`` when one is given (on the
+generator's device, so one CPU generator serves images anywhere), else from
+torch's default generator on the images' device, which the training checkpoint
+saves, so resumed runs stay bit-exact.
 """
 
 from __future__ import annotations
@@ -20,26 +22,37 @@ import torch
 
 from refinekit.errors import ConfigError
 
-Augmentation = Callable[[torch.Tensor], torch.Tensor]
+Augmentation = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
-def _per_image(x: torch.Tensor) -> torch.Tensor:
+def _per_image(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One uniform [0, 1) number per image, shaped to broadcast over (C, H, W)."""
-    return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
+    source = _source(x, generator)
+    return torch.rand(x.shape[0], 1, 1, 1, device=source, dtype=x.dtype, generator=generator).to(x.device)
 
 
-def brightness(x: torch.Tensor) -> torch.Tensor:
+def _randint(low: int, high: int, n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(n, 1, 1) integers in [low, high) on ``x``'s device."""
+    return torch.randint(low, high, (n, 1, 1), device=_source(x, generator), generator=generator).to(x.device)
+
+
+def _source(x: torch.Tensor, generator: torch.Generator | None) -> torch.device:
+    """Where random numbers are drawn: on the generator's device, or the images' for the default generator."""
+    return x.device if generator is None else generator.device
+
+
+def brightness(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add one offset in [-0.5, 0.5) per image (images in [-1, 1])."""
-    return x + (_per_image(x) - 0.5)
+    return x + (_per_image(x, generator) - 0.5)
 
 
-def contrast(x: torch.Tensor) -> torch.Tensor:
+def contrast(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Scale each image's deviation from its mean by a factor in [0.5, 1.5)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_per_image(x) + 0.5) + mean
+    return (x - mean) * (_per_image(x, generator) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by whole pixels, up to ``ratio`` of its size, filling with its edge pixels.
 
     Edge filling (not DiffAugment's zeros) keeps a flat grey border from
@@ -47,8 +60,8 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     """
     n, _, h, w = x.shape
     max_y, max_x = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
-    shift_y = torch.randint(-max_y, max_y + 1, (n, 1, 1), device=x.device)
-    shift_x = torch.randint(-max_x, max_x + 1, (n, 1, 1), device=x.device)
+    shift_y = _randint(-max_y, max_y + 1, n, x, generator)
+    shift_x = _randint(-max_x, max_x + 1, n, x, generator)
     rows = (torch.arange(h, device=x.device)[None, :, None] + shift_y).clamp(0, h - 1)
     cols = (torch.arange(w, device=x.device)[None, None, :] + shift_x).clamp(0, w - 1)
     flat = rows * w + cols  # (N, H, W) source pixel of each output pixel
@@ -56,12 +69,12 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     return gathered.view_as(x)
 
 
-def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = 0.5) -> torch.Tensor:
     """Set one random rectangle of ``ratio`` of each side per image to 0 (mid-grey in [-1, 1])."""
     n, _, h, w = x.shape
     cut_h, cut_w = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
-    top = torch.randint(0, h - cut_h + 1, (n, 1, 1), device=x.device)
-    left = torch.randint(0, w - cut_w + 1, (n, 1, 1), device=x.device)
+    top = _randint(0, h - cut_h + 1, n, x, generator)
+    left = _randint(0, w - cut_w + 1, n, x, generator)
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
     inside = (ys >= top) & (ys < top + cut_h) & (xs >= left) & (xs < left + cut_w)
@@ -84,8 +97,8 @@ def check_policy(policy: Sequence[str], where: str = "augment") -> tuple[str, ..
     return tuple(policy)
 
 
-def augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
-    """Apply the ops of ``policy`` in order, each with fresh randomness per image.
+def augment(x: torch.Tensor, policy: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply the ops of ``policy`` in order, each with fresh randomness per image (from ``generator`` if given).
 
     Examples:
         >>> torch.manual_seed(0) and None
@@ -95,6 +108,6 @@ def augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
         16.0
     """
     for name in policy:
-        x = AUGMENTATIONS[name](x)
+        x = AUGMENTATIONS[name](x, generator)
     return x
 

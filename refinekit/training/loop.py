@@ -1,4 +1,4 @@
-"""SimGAN training: the paper's Algorithm 1, as a plain PyTorch loop.
+"""SimGAN training: the paper's Algorithm 1, as a plain PyTorch loop over :mod:`refinekit.training.simgan`.
 
 1. Pre-train R on self-regularisation alone.
 2. Pre-train D against the (pre-trained) refiner's output.
@@ -28,10 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from refinekit.config import TrainConfig, config_to_json
+from refinekit.data.image_set import BatchSampler, ImageSet
+from refinekit.errors import CheckpointError, ConfigError, NonFiniteLossError
+from refinekit.plugins.probe import probe_components
+from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
 from refinekit.runtime import distributed
-from refinekit.training import losses
-from refinekit.training.augment import augment
+from refinekit.runtime.chunks import batch_independent, images_per_chunk
+from refinekit.runtime.precision import Precision, precision_named, resolve_device, resolve_precision
+from refinekit.training import simgan
 from refinekit.training.history_buffer import HistoryBuffer
+from refinekit.training.run_figures import plot_losses, save_sample_grid
 from refinekit.weights.files import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
@@ -43,15 +50,6 @@ from refinekit.weights.files import (
     read_file,
     unflatten_state,
 )
-from refinekit.runtime.chunks import batch_independent, forward_in_chunks, frozen_batch_statistics, images_per_chunk
-from refinekit.plugins.probe import probe_components
-from refinekit.components.discriminators import REAL, REFINED
-from refinekit.config import TrainConfig, config_to_json
-from refinekit.data.image_set import BatchSampler, ImageSet
-from refinekit.errors import CheckpointError, ConfigError, NonFiniteLossError
-from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
-from refinekit.runtime.precision import Precision, precision_named, resolve_device, resolve_precision
-from refinekit.training.run_figures import plot_losses, save_sample_grid
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 REFINER_NAME = "refiner.safetensors"
@@ -170,7 +168,6 @@ class Trainer:
         local_buffer = config.buffer_size // world
         self.buffer = HistoryBuffer(local_buffer, synthetic.shape, self.device) if local_buffer else None
         self.buffer_rng = torch.Generator().manual_seed(seed(config.seed + 3))
-        self.half = self.local_batch // 2
         image = config.image
         self.micro_batch = config.micro_batch or images_per_chunk(
             self.device, image.height, image.width, self.local_batch
@@ -251,7 +248,8 @@ class Trainer:
         return sampler.next()[1].contiguous(memory_format=self.memory_format)
 
     def refiner_step(self, adversarial: bool) -> dict[str, float]:
-        """One R update: lambda * self-regularisation, plus the adversarial loss after pre-training.
+        """One R update (:func:`~refinekit.training.simgan.refiner_loss`): lambda * self-regularisation, plus
+        the adversarial loss after pre-training.
 
         The batch runs in chunks of at most ``micro_batch`` images, each chunk's
         loss weighted by its share of the batch and backpropagated on its own.
@@ -262,24 +260,23 @@ class Trainer:
         chunks = synthetic.split(self.micro_batch)
         self.opt_refiner.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        self.discriminator.requires_grad_(False)  # gradients flow through D to R, but D's are not needed
-        try:
-            for index, chunk in enumerate(chunks):
-                share = len(chunk) / len(synthetic)
-                with self._refiner_gradient_sync(last=index == len(chunks) - 1):
-                    # D's batch-norm running statistics follow D's own updates only
-                    with self.precision.autocast(), frozen_batch_statistics(self.discriminator):
-                        metrics = self._refiner_losses(chunk, adversarial)
-                    self.scaler.scale(metrics["refiner_loss"] * share).backward()
-                for name, value in metrics.items():
-                    totals[name] = totals.get(name, 0) + value.detach().float() * share
-        finally:
-            self.discriminator.requires_grad_(True)
+        options = self.config.adversarial
+        for index, chunk in enumerate(chunks):
+            share = len(chunk) / len(synthetic)
+            with self._refiner_gradient_sync(last=index == len(chunks) - 1):
+                with self.precision.autocast():
+                    metrics = simgan.refiner_loss(
+                        self._train_refiner, self.regularizer, chunk,
+                        discriminator=self._frozen_discriminator if adversarial else None,
+                        reg_weight=self.config.reg_weight, augment=options.augment, loss=options.loss,
+                    )
+                self.scaler.scale(metrics["refiner_loss"] * share).backward()
+            for name, value in metrics.items():
+                totals[name] = totals.get(name, 0) + value.detach().float() * share
         result = self._apply(self.opt_refiner, totals)
         self._update_ema(adversarial, result)
         return result
 
-    @torch.no_grad()
     def _update_ema(self, adversarial: bool, metrics: dict[str, float]) -> None:
         """Average R's weights after an adversarial update that was applied.
 
@@ -288,29 +285,7 @@ class Trainer:
         """
         if self.refiner_ema is None or not all(math.isfinite(value) for value in metrics.values()):
             return
-        ema = list(self.refiner_ema.state_dict().values())
-        live = list(self.refiner.state_dict().values())
-        weight = 1 - self.config.refiner_ema if adversarial else 1.0
-        for average, current in zip(ema, live):
-            if average.is_floating_point():
-                average.lerp_(current, weight)
-            else:
-                average.copy_(current)
-
-    def _refiner_losses(self, synthetic: torch.Tensor, adversarial: bool) -> dict[str, torch.Tensor]:
-        """R's loss terms on one chunk, each a mean over its images; ``refiner_loss`` is their weighted sum."""
-        refined = self._train_refiner(synthetic)
-        reg = self.regularizer(refined.float(), synthetic)
-        loss = self.config.reg_weight * reg
-        metrics = {"refiner_reg": reg}
-        if adversarial:
-            adversarial_config = self.config.adversarial
-            logits = self._frozen_discriminator(augment(refined, adversarial_config.augment))
-            adv = losses.refiner_adversarial_loss(logits, adversarial_config.loss)
-            loss = loss + adv
-            metrics["refiner_adv"] = adv
-        metrics["refiner_loss"] = loss
-        return metrics
+        simgan.update_average(self.refiner_ema, self.refiner, self.config.refiner_ema if adversarial else 0.0)
 
     def _refiner_gradient_sync(self, last: bool) -> AbstractContextManager[None]:
         """Under torchrun, average R's gradients over ranks once per update: in its last chunk's backward."""
@@ -322,44 +297,26 @@ class Trainer:
         """One D update on half current refined images and half history images (section 2.3)."""
         synthetic = self._batch(self.synthetic)
         real = self._batch(self.real)
-        use_history = self.buffer is not None and len(self.buffer) > 0
-        if use_history:  # only half a batch of current images is shown to D: refine only those
-            synthetic = synthetic[: self.half]
-        # D's step never backpropagates into R, nor moves R's batch-norm running statistics
-        with torch.no_grad(), self.precision.autocast(), frozen_batch_statistics(self.refiner):
-            refined = forward_in_chunks(self._infer_refiner, synthetic, self.micro_batch).float()
-        current = refined[: self.half]
-        if use_history:
-            fake = torch.cat([current, self.buffer.sample(self.local_batch - self.half, self.buffer_rng)])
-        else:
-            fake = refined
-        adversarial = self.config.adversarial
-        fake = augment(fake, adversarial.augment).contiguous(memory_format=self.memory_format)
-        real = augment(real, adversarial.augment).contiguous(memory_format=self.memory_format)
-        # Two D passes, not one over both: a D with batch norm must not mix real and refined statistics.
+        options = self.config.adversarial
         with self.precision.autocast():
-            logits_fake = self._train_discriminator(fake)
-            if adversarial.r1_weight:
-                logits_real, penalty = losses.r1_penalty(self._train_discriminator, real)
-            else:
-                logits_real = self._train_discriminator(real)
-            loss = losses.discriminator_loss(logits_fake, logits_real, adversarial.loss)
-        extra = {}
-        if adversarial.r1_weight:
-            extra["d_r1"] = penalty
-            loss = loss + 0.5 * adversarial.r1_weight * penalty
-        metrics = {
-            "discriminator_loss": loss,
-            **extra,
-            "d_acc_real": _patch_accuracy(logits_real, REAL),
-            "d_acc_refined": _patch_accuracy(logits_fake, REFINED),
-        }
+            refined, current = simgan.discriminator_batch(
+                self._infer_refiner, synthetic, self.buffer, self.buffer_rng, micro_batch=self.micro_batch
+            )
+            # augmentation draws from torch's generator, which the checkpoint saves, not from buffer_rng
+            metrics = simgan.discriminator_loss(
+                self._discriminate, refined, real, augment=options.augment, loss=options.loss,
+                r1_weight=options.r1_weight,
+            )
         self.opt_discriminator.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(metrics["discriminator_loss"]).backward()
         result = self._apply(self.opt_discriminator, metrics)
         if self.buffer is not None:
             self.buffer.push(current, self.buffer_rng)
         return result
+
+    def _discriminate(self, images: torch.Tensor) -> torch.Tensor:
+        """D's training forward, on images in the run's memory layout (augmentation may change it)."""
+        return self._train_discriminator(images.contiguous(memory_format=self.memory_format))
 
     def _apply(self, optimizer: torch.optim.Optimizer, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
         """After the backward: read every metric in one transfer, and step unless a loss is non-finite.
@@ -678,11 +635,6 @@ def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-
-
-def _patch_accuracy(logits: torch.Tensor, target: int) -> torch.Tensor:
-    """Share of patches D assigns to ``target``, left on the device (read with the other metrics)."""
-    return (logits.argmax(dim=1) == target).float().mean()
 
 
 def _rank_device(device: torch.device, topology: distributed.Topology) -> torch.device:

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.components.discriminators import REAL, REFINED
+REFINED, REAL = 0, 1
+"""The discriminator's two classes: channel 0 of its (B, 2, h, w) logits is refined, channel 1 real."""
 
 AdversarialLoss = Literal["cross-entropy", "least-squares", "hinge"]
 ADVERSARIAL_LOSSES: tuple[str, ...] = get_args(AdversarialLoss)
