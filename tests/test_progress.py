@@ -34,7 +34,8 @@ import re
 from click.testing import CliRunner
 from rich.console import Console
 
-from refinekit.training.progress import ProgressState, TrainingDisplay, _clock
+from refinekit.runtime.plain_progress import clock as _clock
+from refinekit.training.progress import ProgressState, TrainingDisplay
 
 METRICS = {"refiner_reg": 0.1234, "refiner_adv": 0.6931, "discriminator_loss": 1.2, "d_acc_real": 0.51, "d_acc_refined": 0.49}
 

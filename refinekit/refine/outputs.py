@@ -49,9 +49,6 @@ from refinekit.data.folder_lock import (
     hold_until_return,
     try_lock,
 )
-from refinekit.data.folder_lock import (
-    releases_locks as releases_output_locks,
-)
 from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
 from refinekit.refine.inputs import InputBatch
 

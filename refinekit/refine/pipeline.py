@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,8 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from refinekit.data.folder_lock import releases_locks
 from refinekit.data.image_set import to_float, to_uint8
 from refinekit.errors import ConfigError, DataError
+from refinekit.refine.display import RefineDisplay
 from refinekit.refine.input_fit import coordinate_map
 from refinekit.refine.inputs import FolderInput, open_input
 from refinekit.refine.outputs import (
@@ -47,7 +48,6 @@ from refinekit.refine.outputs import (
     claim_output,
     clear_unfinished,
     read_record,
-    releases_output_locks,
     verify_output,
 )
 from refinekit.runtime.chunks import forward_in_chunks, images_per_chunk
@@ -231,7 +231,7 @@ def refine_batch(
     return y.clone()  # outside inference mode: a normal tensor that autograd may use
 
 
-@releases_output_locks  # one writer per OUTPUT (per part with --shard), until this returns
+@releases_locks  # one writer per OUTPUT (per part with --shard), until this returns
 def refine_to_folder(
     refiner: str | os.PathLike[str],
     input_path: str | os.PathLike[str] | None,
@@ -336,7 +336,7 @@ def refine_to_folder(
     done_images = sum(spans[k][1] - spans[k][0] for k in mine if k not in pending)
     for k in todo:
         clear_unfinished(out, k)
-    display = _Display(done_images, done_images + sum(spans[k][1] - spans[k][0] for k in todo), progress)
+    display = RefineDisplay(done_images, done_images + sum(spans[k][1] - spans[k][0] for k in todo), progress)
     with display:
         skipped = _refine_shards(
             None if raw else model, chosen_precision, source, out, fmt, spans, todo, batch_size, workers or min(4, os.cpu_count() or 1),
@@ -429,7 +429,7 @@ def _refine_shards(
     todo: list[int],
     batch_size: int,
     workers: int,
-    display: "_Display",
+    display: RefineDisplay,
 ) -> list[dict[str, Any]]:
     """Refine shards ``todo``; reads run ahead and writes run behind the refiner in a thread pool."""
     count = len(source)
@@ -486,61 +486,3 @@ def _refine_shards(
         if writer is not None:  # failed mid-shard: leave no temporary files behind
             clear_unfinished(output, writer.shard)
     return all_skipped
-
-
-class _Display:
-    """A rich progress bar with images/s (of this run, not counting shards already done).
-
-    Without a terminal (output sent to a file or a pipe) a plain line is printed
-    instead, every ``REFINEKIT_PROGRESS_SECONDS`` (60) seconds and at the end, as
-    ``refinekit run`` does.
-    """
-
-    def __init__(self, done: int, total: int, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from refinekit.training.progress import PLAIN_EVERY_SECONDS
-
-        console = Console(stderr=True)
-        self.console = console
-        self.plain = enabled and not console.is_terminal
-        self.plain_every = float(os.environ.get("REFINEKIT_PROGRESS_SECONDS", PLAIN_EVERY_SECONDS))
-        self.progress = Progress(
-            TextColumn("[bold]refine"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]:>12}"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not enabled or self.plain,
-        )
-        self.task = self.progress.add_task("refine", total=total, completed=done, speed="")
-        self.done, self.total = done, total
-        self.done_here = 0
-        self.started = time.perf_counter()
-        self.last_plain = self.started
-
-    def advance(self, images: int) -> None:
-        self.done_here += images
-        self.done += images
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        speed = self.done_here / elapsed
-        self.progress.update(self.task, advance=images, speed=f"{speed:,.0f} img/s")
-        if self.plain and (time.perf_counter() - self.last_plain >= self.plain_every or self.done >= self.total):
-            from refinekit.training.progress import _clock
-
-            self.last_plain = time.perf_counter()
-            left = (self.total - self.done) / speed if speed > 0 else 0.0
-            self.console.print(
-                f"refine {self.done}/{self.total} ({self.done / max(self.total, 1):.0%}) | {speed:,.0f} img/s | "
-                f"elapsed {_clock(elapsed)} | ETA {_clock(left)}",
-                highlight=False, markup=False, soft_wrap=True,
-            )
-
-    def __enter__(self) -> "_Display":
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()

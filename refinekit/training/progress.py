@@ -6,7 +6,6 @@ It reads at 80 columns and in a log file: see :class:`TrainingDisplay`.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from refinekit.runtime.plain_progress import clock, plain_every_seconds
 from refinekit.training.loop import StepReport, Trainer, TrainResult
 
 
@@ -99,22 +99,6 @@ METRIC_LABELS = {
     "d_acc_real": "D acc real",
     "d_acc_refined": "D acc refined",
 }
-PLAIN_EVERY_SECONDS = 60.0
-"""Without a terminal (a log file, CI), one plain progress line this often, as pip and tqdm do."""
-
-
-def _clock(seconds: float) -> str:
-    """H:MM:SS, or M:SS under an hour.
-
-    Examples:
-        >>> _clock(75), _clock(3725)
-        ('1:15', '1:02:05')
-    """
-    seconds = max(int(round(seconds)), 0)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 def _fit(parts: list[str], width: int, sep: str = "  ") -> str:
     """As many whole ``parts`` as fit in ``width`` columns: never one cut in the middle."""
     line = ""
@@ -143,7 +127,7 @@ class ProgressState:
         share = self.step / self.total if self.total else 1.0
         parts = [f"{self.step}/{self.total}", f"{share:4.0%}"]
         if self.eta is not None:
-            parts.append(f"ETA {_clock(self.eta)}")
+            parts.append(f"ETA {clock(self.eta)}")
         if self.speed:
             parts.append(f"{self.speed:,.0f} img/s")
         return parts
@@ -172,9 +156,9 @@ class ProgressState:
         """One self-contained line for a log: no bar, no colour, nothing redrawn."""
         label = PHASE_LABELS.get(self.phase, self.phase or "starting")
         parts = [f"step {self.step}/{self.total} ({self.step / max(self.total, 1):.0%})", label]
-        parts.append(f"elapsed {_clock(self.elapsed)}")
+        parts.append(f"elapsed {clock(self.elapsed)}")
         if self.eta is not None:
-            parts.append(f"ETA {_clock(self.eta)}")
+            parts.append(f"ETA {clock(self.eta)}")
         if self.speed:
             parts.append(f"{self.speed:,.0f} img/s")
         losses = self.losses(10_000)
@@ -205,7 +189,7 @@ class TrainingDisplay:
         self.enabled = enabled
         self.live_mode = console.is_terminal and not console.is_dumb_terminal
         if plain_every is None:
-            plain_every = float(os.environ.get("REFINEKIT_PROGRESS_SECONDS", PLAIN_EVERY_SECONDS))
+            plain_every = plain_every_seconds()
         self.plain_every = plain_every
         self.state: ProgressState | None = None
         self.live: Live | None = None
@@ -245,7 +229,7 @@ class TrainingDisplay:
             while not stop.wait(min(max(self.plain_every, 0.05), 5.0)):
                 if time.perf_counter() - last[0] >= self.plain_every:
                     last[0] = time.perf_counter()
-                    elapsed = _clock(time.perf_counter() - started)
+                    elapsed = clock(time.perf_counter() - started)
                     self.console.print(f"still {stage[0]} ({elapsed} so far)", highlight=False, soft_wrap=True)
 
         beat = threading.Thread(target=heartbeat, daemon=True) if self.enabled and status is None else None
@@ -260,7 +244,7 @@ class TrainingDisplay:
             if status is not None:
                 status.stop()
         if self.enabled:  # not reached when preparing failed: its error says what happened instead
-            self.console.print(f"data ready in {_clock(time.perf_counter() - started)}", highlight=False)
+            self.console.print(f"data ready in {clock(time.perf_counter() - started)}", highlight=False)
 
     def describe(self, trainer: Trainer, recipe: str, schedule: str | None) -> None:
         """Say where the data comes from, what was picked, and roughly how long it will take."""
@@ -316,7 +300,7 @@ class TrainingDisplay:
             self.console.print(f"  skipped {result.skipped_steps} updates with non-finite losses")
         self.console.print(f"  samples: {result.out_dir / 'samples'}  losses: {result.out_dir / 'losses.png'}")
 
-    def __enter__(self) -> "TrainingDisplay":
+    def __enter__(self) -> TrainingDisplay:
         if self.enabled and self.live_mode and self.state is not None:
             self.live = Live(_LiveView(self.state), console=self.console, refresh_per_second=4, transient=False)
             self.live.start()
