@@ -58,11 +58,11 @@ def load_image_folder(
         warnings.warn(f"image-folder: skipped {len(bad)} of {len(files)} files (first: {bad[0]})", stacklevel=2)
     if not images:
         raise DataError(f"image-folder: no readable images in {path}")
-    sidecars = _read_sidecars(kept) if annotations else {}
+    sidecars = read_sidecars(kept) if annotations else {}
     return ImageSet(np.stack(images), sidecars, source=f"image-folder {path} ({len(images)} images)")
 
 
-def _read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
+def read_sidecars(files: list[Path]) -> dict[str, np.ndarray]:
     sidecar_paths = [f.with_suffix(".json") for f in files]
     present = [p.exists() for p in sidecar_paths]
     if not any(present):

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from refinekit.components.datasets import _read_sidecars as read_sidecars
+from refinekit.components.datasets import read_sidecars
 from refinekit.data.file_tree import describe_skipped, has_suffix, refuse_special, walk_folder
 from refinekit.data.image_files import IMAGE_SUFFIXES, UnreadableImageError, skipped_images
 from refinekit.data.image_set import ImageSet, resize_uint8
