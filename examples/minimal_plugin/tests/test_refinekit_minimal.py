@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import refinekit_minimal
+from refinekit_minimal import disks as disks_module
 
 import refinekit
 from refinekit.plugins.contracts import DatasetContract
@@ -20,11 +21,11 @@ class TestCameraLikeDisks(TestDisks):
 
 
 def test_annotations_say_where_the_disk_is() -> None:
-    disks = refinekit_minimal.load_disks(None, channels=1, size=(32, 32), limit=20, seed=0)
+    disks = disks_module.load_disks(None, channels=1, size=(32, 32), limit=20, seed=0)
     for image, (x, y), radius in zip(disks.images[:, 0], disks.annotations["centre"], disks.annotations["radius"]):
-        assert image[round(y), round(x)] == refinekit_minimal.DISK  # the centre is inside the disk
-        assert image[0, 0] == refinekit_minimal.BACKGROUND  # a corner is outside it
-        assert abs((image == refinekit_minimal.DISK).sum() - np.pi * radius**2) < 2 * np.pi * radius + 4
+        assert image[round(y), round(x)] == disks_module.DISK  # the centre is inside the disk
+        assert image[0, 0] == disks_module.BACKGROUND  # a corner is outside it
+        assert abs((image == disks_module.DISK).sum() - np.pi * radius**2) < 2 * np.pi * radius + 4
 
 
 def test_recipe_resolves_to_a_valid_config(refinekit_registry) -> None:
