@@ -21,7 +21,8 @@ from refinekit.cli.app import main
 from refinekit.components.refiners import SimGANResNet
 from refinekit.data.folder_lock import LOCK_NAME, lock_folder
 from refinekit.errors import FolderBusyError
-from refinekit.refine.outputs import lock_output, verify_output
+from refinekit.refine.output_locks import lock_output
+from refinekit.refine.output_records import verify_output
 from refinekit.refine.pipeline import refine_to_folder
 from refinekit.weights.files import export_refiner
 
@@ -91,7 +92,7 @@ def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
 def test_two_refines_into_one_output_the_second_is_refused_and_nothing_is_lost(refiner_file, images, tmp_path) -> None:
     out = tmp_path / "out"
     proc = _holder_process(
-        "from pathlib import Path\nfrom refinekit.refine.outputs import lock_output\n"
+        "from pathlib import Path\nfrom refinekit.refine.output_locks import lock_output\n"
         f"out = Path({str(out)!r})\n(out / 'records').mkdir(parents=True)\nlocks = lock_output(out, None)"
     )
     try:

@@ -18,7 +18,7 @@ from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import CheckpointError, ConfigError, DataError
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.refine.outputs import verify_output
+from refinekit.refine.output_records import verify_output
 from refinekit.refine.pipeline import open_refiner, parse_shard, refine_batch, refine_to_folder
 from refinekit.weights.files import export_refiner
 

@@ -31,7 +31,7 @@ from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.data.loading import load_dataset
 from refinekit.plugins.hookspecs import hookimpl
-from refinekit.refine.outputs import verify_output
+from refinekit.refine.output_records import verify_output
 from refinekit.refine.pipeline import open_refiner, refine_batch
 from refinekit.weights.files import export_refiner
 

@@ -27,29 +27,18 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import stat
 import struct
-import time
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from threading import Lock
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from refinekit.data.folder_lock import (
-    FolderLock,
-    LockGroup,
-    describe_holder,
-    hold_until_return,
-    try_lock,
-)
-from refinekit.errors import ConfigError, DataError, DiskFullError, FolderBusyError
+from refinekit.errors import ConfigError, DataError, DiskFullError
 from refinekit.refine.inputs import InputBatch
 
 T = TypeVar("T")
@@ -86,7 +75,7 @@ def safe_name(name: Any, root: Path, where: Path) -> str:
     elif any(part in ("", ".", "..") for part in name.split("/")):
         problem = "has empty, '.' or '..' parts"
     if problem is not None:
-        raise _outside(name, problem, root, where)
+        raise outside_error(name, problem, root, where)
     return name
 
 
@@ -94,11 +83,11 @@ def resolve_inside(root: Path, name: Any, where: Path) -> Path:
     """``root / name`` after :func:`safe_name`, refusing it if symlinks lead it outside ``root``."""
     path = root / safe_name(name, root, where)
     if not path.resolve().is_relative_to(root.resolve()):
-        raise _outside(name, "resolves (through a symlink) outside the folder", root, where)
+        raise outside_error(name, "resolves (through a symlink) outside the folder", root, where)
     return path
 
 
-def _outside(name: Any, problem: str, root: Path, where: Path) -> DataError:
+def outside_error(name: Any, problem: str, root: Path, where: Path) -> DataError:
     return DataError(
         f"{where}: the entry {name!r} {problem}; refinekit only reads and writes inside {root}. "
         "The file was edited or damaged: delete it and rerun the same 'refinekit refine' to redo that part."
@@ -139,148 +128,13 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); delete it and rerun to redo that part") from None
 
 
-# -- the plan: what an output folder is a refinement of ---------------------------
-def claim_output(output: Path, plan: dict[str, Any], part: tuple[int, int] | None = None) -> LockGroup:
-    """Start or continue ``output``; refuse a folder that holds something else or that another process writes.
-
-    Returns the locks this process holds on ``output`` (release them when done):
-    see :func:`lock_output`. Parts started at once (``--shard i/n``) write the
-    same plan, atomically, so a race between them is harmless.
-    """
-    records = output / RECORDS
-    if output.is_symlink() and not output.is_dir():
-        raise ConfigError(f"OUTPUT {output} is a symlink to no folder; choose a folder")
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"OUTPUT {output} is a file; choose a folder")
-    if records.is_symlink():
-        raise ConfigError(
-            f"OUTPUT {output}: '{RECORDS}' is a symlink (to {os.readlink(records)}); refinekit creates that folder "
-            f"itself and writes only inside OUTPUT. Delete the link, or choose a new OUTPUT folder"
-        )
-    if output.exists() and any(output.iterdir()) and not records.is_dir():
-        raise ConfigError(
-            f"OUTPUT {output} is not empty and holds no refinekit refine records; choose a new or empty folder "
-            "so that no existing file is overwritten"
-        )
-    records.mkdir(parents=True, exist_ok=True)
-    locks = lock_output(output, part)
-    hold_until_return(locks)
-    try:
-        plan_path = records / PLAN
-        if plan_path.exists():
-            found = _read_json(plan_path)
-            changed = sorted(k for k in plan if not isinstance(found, dict) or found.get(k) != plan[k])
-            if changed:
-                details = "; ".join(
-                    f"{k}: was {found.get(k) if isinstance(found, dict) else None!r}, now {plan[k]!r}" for k in changed
-                )
-                raise ConfigError(
-                    f"{output} holds a refinement made with other settings ({details}). Rerun with the same "
-                    "refiner, input, --shard-size and --format to finish it, or choose a new OUTPUT folder."
-                )
-            return locks
-        write_json_atomic(plan_path, plan)
-    except BaseException:
-        locks.release()
-        raise
-    return locks
-
-
-def lock_output(output: Path, part: tuple[int, int] | None) -> LockGroup:
-    """The locks of one writer of ``output``: the whole folder, or one part of it (``--shard i/n``).
-
-    A writer of the whole folder holds ``records/.lock`` exclusively. Parts hold
-    it shared, so parts of one split run side by side, and each also holds:
-
-    - ``records/.part-I-of-N.lock`` exclusively: one writer per part;
-    - ``records/.parts-N.lock`` shared: parts of a split into N. A part of a
-      split into another M is refused, because its shards would overlap.
-
-    Every shard belongs to exactly one part, so nothing a part writes is
-    written by another; what they share (plan, manifest) is written atomically
-    with identical content.
-    """
-    records = output / RECORDS
-    folder_lock = records / ".lock"
-    if part is None or part[1] <= 1:
-        lock = try_lock(folder_lock)
-        if lock is None:
-            raise FolderBusyError(
-                f"OUTPUT {output} is being written by {_holders(records)}. Wait for it to finish (or stop it), or "
-                "choose another OUTPUT. Two writers in one folder would redo or delete each other's shards."
-            )
-        return LockGroup([lock])
-    index, count = part
-    shared = try_lock(folder_lock, shared=True)
-    if shared is None:
-        raise FolderBusyError(
-            f"OUTPUT {output} is being written as a whole (without --shard) by {describe_holder(folder_lock)}. "
-            f"Wait for it to finish, or stop it before starting parts with --shard I/N."
-        )
-    held = [shared]
-    try:
-        with try_lock(records / ".setup.lock", record=False) or _wait_lock(records / ".setup.lock"):
-            mine = records / f".part-{index}-of-{count}.lock"
-            lock = try_lock(mine)
-            if lock is None:
-                raise FolderBusyError(
-                    f"part {index}/{count} of OUTPUT {output} is already being written by {describe_holder(mine)}; "
-                    f"start each --shard I/{count} once"
-                )
-            held.append(lock)
-            split = try_lock(records / f".parts-{count}.lock", shared=True)
-            if split is None:  # pragma: no cover - only taken exclusively below, under .setup.lock
-                raise FolderBusyError(f"OUTPUT {output}: could not join the split into {count} parts; rerun")
-            held.append(split)
-            for other in sorted(records.glob(".parts-*.lock")):
-                if other.name == f".parts-{count}.lock":
-                    continue
-                probe = try_lock(other, record=False)
-                if probe is None:
-                    other_count = other.name[len(".parts-") : -len(".lock")]
-                    raise FolderBusyError(
-                        f"OUTPUT {output} is being written in {other_count} parts (--shard I/{other_count}), whose "
-                        f"shards overlap those of --shard {index}/{count}; use --shard I/{other_count} too, or wait "
-                        "for them to finish"
-                    )
-                probe.release()
-    except BaseException:
-        for lock in reversed(held):
-            lock.release()
-        raise
-    return LockGroup(held)
-
-
-def _wait_lock(path: Path) -> FolderLock:
-    """Wait (briefly: it guards only the start-up checks of parts) for an exclusive lock on ``path``."""
-    while True:
-        lock = try_lock(path, record=False)
-        if lock is not None:
-            return lock
-        time.sleep(0.01)
-
-
-def _holders(records: Path) -> str:
-    """Who holds ``records/.lock``: a whole-folder writer, or the parts writing now."""
-    parts = []
-    for path in sorted(records.glob(".part-*-of-*.lock")):
-        probe = try_lock(path, record=False)
-        if probe is None:
-            name = path.name[len(".part-") : -len(".lock")].replace("-of-", "/")
-            parts.append(f"part {name}: {describe_holder(path)}")
-        else:
-            probe.release()
-    return "; ".join(parts) if parts else describe_holder(records / ".lock")
-
-
-# -- writing one shard ---------------------------------------------------------
 @dataclass
 class _Part:
     """What a shard keeps of one written batch until its commit: for PNG, names only, not pixels."""
@@ -437,184 +291,3 @@ def _annotation_keys(batch: InputBatch) -> list[str]:
 
 
 # -- reading done-records --------------------------------------------------------
-def clear_unfinished(output: Path, shard: int) -> None:
-    """Remove what a killed run left of ``shard`` (temporary files, outputs without a record).
-
-    The paths are built from the shard number, never read from a file.
-    """
-    name = shard_name(shard)
-    leftovers = [*output.glob(f".{name}.tmp-*"), output / name, output / f"{name}.safetensors"]
-    for path in leftovers:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.is_dir():
-            shutil.rmtree(path)
-
-
-def read_record(output: Path, shard: int, start: int, stop: int) -> dict[str, Any] | None:
-    """Shard ``shard``'s done-record, checked against the plan and the files; None if not done.
-
-    A record whose files are missing or have changed size means the shard is
-    redone (with a warning); one that names paths outside ``output`` or does
-    not fit the plan is an error, because it was edited or damaged.
-    """
-    path = output / RECORDS / f"{shard_name(shard)}.json"
-    if not path.exists():
-        return None
-    record = _read_json(path)
-    check_record(output, record, path, shard, start, stop)
-    for entry, file in _record_files(output, record, path):
-        try:
-            info = os.lstat(file)
-        except FileNotFoundError:
-            info = None
-        if info is None or not stat.S_ISREG(info.st_mode) or info.st_size != entry["bytes"]:
-            warnings.warn(f"{path}: {entry['name']} is missing or changed; redoing shard {shard}", stacklevel=2)
-            path.unlink()
-            return None
-    return record
-
-
-def _record_files(output: Path, record: dict[str, Any], where: Path) -> Iterator[tuple[dict[str, Any], Path]]:
-    """(entry, path) for each file of a checked record; the shard folder must really lie inside ``output``.
-
-    :func:`check_record` allows only ``shard_NNNNN.safetensors`` and
-    ``shard_NNNNN/FILE``, so resolving the shard folder once (not each of its
-    thousands of files) is enough; callers ``lstat`` the files themselves,
-    which does not follow a symlink.
-    """
-    folder = shard_name(record["shard"])
-    if any("/" in entry["name"] for entry in record["files"]) and (output / folder).exists():
-        resolve_inside(output, folder, where)
-    for entry in record["files"]:
-        yield entry, output / entry["name"]
-
-
-def check_record(output: Path, record: Any, where: Path, shard: int, start: int, stop: int) -> None:
-    """Raise DataError unless ``record`` is a well-formed done-record of ``shard`` covering ``start:stop``."""
-    if not isinstance(record, dict) or not {"shard", "start", "stop", "count", "indices", "files"} <= set(record):
-        raise DataError(f"{where}: not a refinekit done-record; delete it and rerun to redo that shard")
-    if (record["shard"], record["start"], record["stop"]) != (shard, start, stop):
-        raise DataError(
-            f"{where}: records shard {record['shard']} = inputs {record['start']}:{record['stop']}, but the plan "
-            f"says shard {shard} = inputs {start}:{stop}; delete the record and rerun to redo that shard"
-        )
-    indices = record["indices"]
-    skipped = [s.get("index") for s in record.get("skipped", []) if isinstance(s, dict)]
-    if sorted([*indices, *skipped]) != list(range(start, stop)) or record["count"] != len(indices):
-        raise DataError(
-            f"{where}: its indices do not cover inputs {start}:{stop} exactly once; delete it and rerun to redo it"
-        )
-    name = shard_name(shard)
-    for entry in record["files"]:
-        if not isinstance(entry, dict) or not {"name", "sha256", "bytes"} <= set(entry):
-            raise DataError(f"{where}: malformed file entry {entry!r}; delete it and rerun to redo that shard")
-        file_name = safe_name(entry["name"], output, where)
-        if PurePosixPath(file_name).parent.as_posix() != name and file_name != f"{name}.safetensors":
-            raise DataError(
-                f"{where}: entry {file_name!r} is not a file of {name}; delete the record and rerun to redo it"
-            )
-
-
-# -- the manifest ----------------------------------------------------------------
-def build_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
-    """Write ``manifest.json`` from the done-records if every shard is done; return its summary.
-
-    Whichever part finishes last sees every record and writes the manifest;
-    parts finishing together write identical content, atomically. The file is
-    streamed one record at a time, so memory stays flat at any dataset size.
-    The returned dict is the manifest without the per-file lists.
-    """
-    summaries: list[dict[str, Any]] = []
-    for shard, (start, stop) in enumerate(spans):
-        record = read_record(output, shard, start, stop)
-        if record is not None:
-            summaries.append(
-                {"shard": shard, "count": record["count"], "skipped": len(record.get("skipped", [])),
-                 "record": f"{RECORDS}/{shard_name(shard)}.json"}
-            )
-    complete = len(summaries) == len(spans)
-    totals = {
-        "complete": complete,
-        "count": sum(s["count"] for s in summaries),
-        "skipped": sum(s["skipped"] for s in summaries),
-        "shards_done": len(summaries),
-    }
-    if complete and totals["count"] == 0:
-        _refuse_empty(output, spans, totals["skipped"])
-    if complete:
-        _stream_manifest(output, {**header, **totals}, spans)
-    return {**header, **totals, "shards": summaries, "manifest": str(output / MANIFEST) if complete else None}
-
-
-def _refuse_empty(output: Path, spans: list[tuple[int, int]], skipped: int) -> None:
-    """Every input was skipped: no manifest, and no done-records, so that a rerun tries the inputs again."""
-    reason = "no input"
-    for shard in range(len(spans)):
-        path = output / RECORDS / f"{shard_name(shard)}.json"
-        if reason == "no input":
-            listed = _read_json(path).get("skipped") or [{}]
-            reason = str(listed[0].get("reason", reason)) if isinstance(listed[0], dict) else reason
-        path.unlink(missing_ok=True)
-    raise DataError(
-        f"none of the {skipped} inputs could be read, so {output} holds no image and no manifest was written "
-        f"(first: {reason}). Replace the unreadable files and rerun the same command."
-    )
-
-
-@reports_full_disk
-def _stream_manifest(output: Path, header: dict[str, Any], spans: list[tuple[int, int]]) -> None:
-    """Write the manifest record by record (already checked, files included, by :func:`build_manifest`)."""
-    path = output / MANIFEST
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(header, indent=1)[:-2] + ',\n "shards": [\n')
-        for shard, (start, stop) in enumerate(spans):
-            where = output / RECORDS / f"{shard_name(shard)}.json"
-            record = _read_json(where)
-            check_record(output, record, where, shard, start, stop)
-            f.write(("" if shard == 0 else ",\n") + json.dumps(record))
-        f.write("\n ]\n}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def verify_output(output: str | os.PathLike[str]) -> dict[str, int]:
-    """Check a finished output folder against its manifest: checksums, and each input exactly once.
-
-    Every name in the manifest is checked before it is opened, so an edited
-    manifest cannot make this read outside ``output``.
-
-    Returns:
-        ``{"count": images, "skipped": inputs skipped, "files": files checked}``.
-
-    Raises:
-        DataError: naming the first file or index that does not match.
-    """
-    output = Path(output)
-    where = output / MANIFEST
-    if not where.exists():
-        raise DataError(f"{output} has no {MANIFEST}: the refinement is unfinished; rerun the same command")
-    manifest = _read_json(where)
-    try:
-        count, size, shards = manifest["input"]["count"], manifest["shard_size"], manifest["shards"]
-    except (KeyError, TypeError):
-        raise DataError(f"{where}: not a refinekit manifest (no input.count, shard_size or shards)") from None
-    if [r.get("shard") if isinstance(r, dict) else None for r in shards] != list(range(-(-count // size))):
-        raise DataError(f"{where}: does not list shards 0..{-(-count // size) - 1} once each, in order")
-    files = written = 0
-    for shard, record in enumerate(shards):
-        check_record(output, record, where, shard, shard * size, min(shard * size + size, count))
-        for entry, path in _record_files(output, record, where):
-            if path.is_symlink():
-                raise _outside(entry["name"], "is a symlink (refinekit never writes one)", output, where)
-            if not path.is_file():
-                raise DataError(f"{where}: {entry['name']} is missing")
-            if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-                raise DataError(f"{where}: {entry['name']} does not match its sha256; it was changed or damaged")
-            files += 1
-        written += record["count"]
-    if written != manifest.get("count"):
-        raise DataError(f"{where}: 'count' is {manifest.get('count')} but the shards hold {written} images")
-    return {"count": written, "skipped": count - written, "files": files}

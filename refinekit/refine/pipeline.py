@@ -39,17 +39,9 @@ from refinekit.errors import ConfigError, DataError
 from refinekit.refine.display import RefineDisplay
 from refinekit.refine.input_fit import coordinate_map
 from refinekit.refine.inputs import FolderInput, open_input
-from refinekit.refine.outputs import (
-    FORMAT_VERSION,
-    FORMATS,
-    OUTPUT_FORMAT,
-    ShardWriter,
-    build_manifest,
-    claim_output,
-    clear_unfinished,
-    read_record,
-    verify_output,
-)
+from refinekit.refine.output_locks import claim_output
+from refinekit.refine.output_records import build_manifest, clear_unfinished, read_record, verify_output
+from refinekit.refine.outputs import FORMAT_VERSION, FORMATS, OUTPUT_FORMAT, ShardWriter
 from refinekit.runtime.chunks import forward_in_chunks, images_per_chunk
 from refinekit.runtime.precision import Precision, resolve_device, resolve_precision
 from refinekit.weights.files import load_refiner

@@ -353,7 +353,8 @@ def write_metadata(output: str | os.PathLike[str]) -> Path:
     Raises:
         DataError: the export is unfinished, not PNG, or an annotation is named ``file_name`` or ``index``.
     """
-    from refinekit.refine.outputs import RECORDS, check_record, image_stem, shard_name
+    from refinekit.refine.output_records import check_record
+    from refinekit.refine.outputs import RECORDS, image_stem, shard_name
 
     out = Path(output)
     manifest = _read_manifest_header(out)
