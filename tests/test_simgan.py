@@ -72,6 +72,16 @@ def test_refiner_loss_trains_r_through_a_d_that_gets_no_gradient_and_stays_as_it
     assert all(p.requires_grad for n, p in discriminator.named_parameters() if n != "classify.weight")
 
 
+def test_refiner_loss_takes_r_s_output_when_the_caller_has_it() -> None:
+    refiner, discriminator, regularizer = networks()
+    synthetic = images(4, 0)
+    refined = refiner(synthetic)  # say, to add a task loss on the same forward pass
+    calls: list[int] = []
+    refiner.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    terms = simgan.refiner_loss(refiner, regularizer, synthetic, discriminator=discriminator, refined=refined)
+    assert calls == [] and torch.equal(terms["refiner_reg"], regularizer(refined, synthetic))
+
+
 def test_discriminator_loss_terms_and_r1() -> None:
     _, discriminator, _ = networks()
     refined, real = images(4, 0), images(4, 1)

@@ -65,6 +65,7 @@ def refiner_loss(
     augment: Sequence[str] = (),
     loss: AdversarialLoss = "cross-entropy",
     generator: torch.Generator | None = None,
+    refined: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """R's loss on a synthetic batch (paper eq. 4): ``reg_weight`` * self-regularisation, plus the adversarial term.
 
@@ -81,12 +82,15 @@ def refiner_loss(
         augment: DiffAugment ops applied to what D sees (:mod:`refinekit.training.augment`).
         loss: the adversarial loss.
         generator: the source of the augmentations' randomness (default: torch's).
+        refined: ``refiner(synthetic)`` when the caller has it already, say to add a task
+            loss on the same forward pass (joint training); R is then not called.
 
     Returns:
         ``refiner_reg``, ``refiner_adv`` (with a discriminator) and ``refiner_loss``,
         their weighted sum, to backpropagate; each a mean over the batch.
     """
-    refined = refiner(synthetic)
+    if refined is None:
+        refined = refiner(synthetic)
     reg = regularizer(refined.float(), synthetic)
     total = reg_weight * reg
     terms = {"refiner_reg": reg}
