@@ -45,7 +45,7 @@ _LAZY = {
     "Recipe": "refinekit.plugins.recipe",
     "RefinedBatches": "refinekit.refine.dataset",
     "RefinedDataset": "refinekit.refine.dataset",
-    "TrainingSet": "refinekit.refine.training_set",
+    "TrainingSet": "refinekit.refine.labelled_set",
     "make_training_set": "refinekit.refine.training_set",
 }
 
@@ -80,7 +80,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         list_regularizers,
     )
     from refinekit.refine.dataset import RefinedBatches, RefinedDataset
-    from refinekit.refine.training_set import TrainingSet, make_training_set
+    from refinekit.refine.labelled_set import TrainingSet
+    from refinekit.refine.training_set import make_training_set
     from refinekit.training.setup import resolve_config, train
     from refinekit.weights.files import load_refiner
 
