@@ -34,7 +34,7 @@ from refinekit.training import simgan
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="Adversarial rounds (one R step, one D step, one task step).")
+    parser.add_argument("--steps", type=int, default=300, help="Rounds of one R, one D and one task step.")
     parser.add_argument("--pretrain-steps", type=int, default=100, help="R pre-training steps (D gets a fifth).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--images", type=int, default=512, help="Images per domain.")
@@ -61,7 +61,8 @@ def squares(count: int, size: int, g: torch.Generator, *, style: str) -> tuple[t
         centre.copy_(torch.tensor([top + side / 2, left + side / 2]) / size * 2 - 1)
     if style == "real":
         kernel = torch.tensor([1.0, 2.0, 1.0])
-        images = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), (kernel[:, None] * kernel[None] / 16)[None, None])
+        blur = (kernel[:, None] * kernel[None] / 16)[None, None]
+        images = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), blur)
     return (images + noise * torch.randn(images.shape, generator=g)).clamp(-1, 1), centres
 
 
@@ -139,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             print(f"step {step:4d}  " + "  ".join(f"{name} {value:.3f}" for name, value in metrics.items()))
 
     result = {**metrics, **evaluate(average, task, synthetic, real, real_labels, args.size)}
-    print(f"brightness/contrast gap to real: synthetic {result['synthetic_gap']:.3f}, refined {result['refined_gap']:.3f}; "
-          f"task model on real images: centre off by {result['real_error_px']:.2f} px")
+    print(f"brightness/contrast gap to real: synthetic {result['synthetic_gap']:.3f}, "
+          f"refined {result['refined_gap']:.3f}; task model on real images: off by {result['real_error_px']:.2f} px")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         save_file(average.state_dict(), str(args.out / "refiner.safetensors"))

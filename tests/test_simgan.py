@@ -201,7 +201,7 @@ def test_steps_with_a_generator_leave_every_global_state_alone(tmp_path, monkeyp
 
 
 def test_backward_can_be_the_frameworks() -> None:
-    refiner, discriminator, regularizer = networks()
+    refiner, _, regularizer = networks()
     seen: list[float] = []
 
     def backward(loss: torch.Tensor) -> None:  # what fabric.backward / accelerator.backward stand for
@@ -264,4 +264,4 @@ def test_a_refiner_trained_in_a_users_loop_moves_synthetic_statistics_toward_rea
     before = (statistics(synthetic) - target).abs().sum()
     after = (statistics(refined) - target).abs().sum()
     # Over seeds 0-5 the gap shrinks to 0.07-0.47 of itself (seed 0: 0.07); an untrained refiner keeps about 1.
-    assert after < 0.6 * before, f"refined statistics {statistics(refined)}, synthetic {statistics(synthetic)}, real {target}"
+    assert after < 0.6 * before, f"refined {statistics(refined)}, synthetic {statistics(synthetic)}, real {target}"
