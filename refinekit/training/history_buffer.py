@@ -41,7 +41,7 @@ class HistoryBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def push(self, refined: torch.Tensor, generator: torch.Generator) -> None:
+    def push(self, refined: torch.Tensor, generator: torch.Generator | None) -> None:
         """Store ``refined`` (float in [-1, 1]): fill empty slots first, then overwrite random slots."""
         new = to_uint8(refined).to(self.images.device)
         free = min(self.capacity - self.size, len(new))
@@ -53,7 +53,7 @@ class HistoryBuffer:
             slots = to_device(torch.randperm(self.capacity, generator=generator)[: len(rest)], self.images.device)
             self.images[slots] = rest[: len(slots)]
 
-    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
         """``count`` stored images, drawn uniformly without replacement, as float in [-1, 1]."""
         if self.size == 0:
             raise RuntimeError("history buffer is empty; push refined images before sampling")

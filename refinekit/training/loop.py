@@ -235,13 +235,13 @@ class Trainer(TrainingState):
         return sampler.next()[1].contiguous(memory_format=self.memory_format)
 
     def refiner_step(self, adversarial: bool) -> dict[str, float]:
-        """One R update (:func:`~refinekit.training.simgan.refiner_loss`): lambda * self-regularisation, plus
-        the adversarial loss after pre-training.
+        """One R update on :func:`~refinekit.training.simgan.refiner_loss`, adversarial after pre-training.
 
         The batch runs in chunks of at most ``micro_batch`` images, each chunk's
         loss weighted by its share of the batch and backpropagated on its own.
         Every loss is a mean over images, so the summed gradient is the whole
-        batch's; only the working set shrinks.
+        batch's; only the working set shrinks. The chunks, with DDP's gradient
+        sync in the last one, are why this is not the plain ``simgan.refiner_step``.
         """
         synthetic = self._batch(self.synthetic)
         chunks = synthetic.split(self.micro_batch)

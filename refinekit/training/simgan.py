@@ -52,12 +52,13 @@ __all__ = [
 ]
 
 Network = Callable[[torch.Tensor], torch.Tensor]
+Regularizer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Backward = Callable[[torch.Tensor], None]
 
 
 def refiner_loss(
     refiner: Network,
-    regularizer: Network,
+    regularizer: Regularizer,
     synthetic: torch.Tensor,
     *,
     discriminator: nn.Module | None = None,
@@ -177,7 +178,7 @@ def discriminator_loss(
 
 def refiner_step(
     refiner: nn.Module,
-    regularizer: Network,
+    regularizer: Regularizer,
     synthetic: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     *,
@@ -237,7 +238,7 @@ def discriminator_step(
 
 def pretrain_refiner(
     refiner: nn.Module,
-    regularizer: Network,
+    regularizer: Regularizer,
     batches: Iterable[torch.Tensor],
     optimizer: torch.optim.Optimizer,
     *,
