@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from refinekit.training.history_buffer import HistoryBuffer
 from refinekit.data.image_set import to_float, to_uint8
+from refinekit.training.history_buffer import HistoryBuffer
 
 SHAPE = (1, 3, 4)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from refinekit.runtime.chunks import CPU_CHUNK_PIXELS, forward_in_chunks, images_per_chunk
 from refinekit.plugins.registry import create_refiner
 from refinekit.refine.pipeline import refine_batch
+from refinekit.runtime.chunks import CPU_CHUNK_PIXELS, forward_in_chunks, images_per_chunk
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

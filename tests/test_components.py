@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from refinekit.weights.files import export_refiner, load_refiner
-from refinekit.errors import CheckpointError, ConfigError
 from refinekit.data.image_files import write_image
-from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
+from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
+from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
 from refinekit.training.losses import REAL, REFINED
+from refinekit.weights.files import export_refiner, load_refiner
 
 TIMM_MODEL = "test_resnet"  # timm's 0.37M-parameter test network: real timm code, milliseconds to run
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from refinekit.training import losses
 from refinekit.plugins.registry import create_regularizer
+from refinekit.training import losses
 from refinekit.training.losses import REAL, REFINED
 
 

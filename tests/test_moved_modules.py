@@ -46,3 +46,11 @@ def test_a_module_that_became_a_package_forwards_its_old_names(package: str, nam
 def test_a_name_the_old_module_never_had_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'refinekit.data' has no attribute 'no_such_name'"):
         importlib.import_module("refinekit.data").no_such_name  # noqa: B018
+
+
+def test_the_label_constants_still_import_from_the_discriminators() -> None:
+    from refinekit.training.losses import REAL, REFINED
+
+    with pytest.warns(DeprecationWarning, match="discriminators.REAL moved to refinekit.training.losses.REAL"):
+        from refinekit.components.discriminators import REAL as old_real
+    assert (old_real, REFINED) == (REAL, 0)

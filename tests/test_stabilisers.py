@@ -6,17 +6,17 @@ import pytest
 import torch
 from torch import nn
 
+from refinekit.components.discriminators import LocalPatchDiscriminator
+from refinekit.config import HoldoutConfig, TrainConfig
+from refinekit.data.heldout import split_real
+from refinekit.data.loading import load_dataset
+from refinekit.errors import ConfigError
+from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
 from refinekit.training import augment as augment_module
 from refinekit.training import losses
 from refinekit.training.losses import REAL, REFINED
 from refinekit.training.setup import resolve_config
 from refinekit.weights.files import load_refiner
-from refinekit.components.discriminators import LocalPatchDiscriminator
-from refinekit.config import HoldoutConfig, TrainConfig
-from refinekit.errors import ConfigError
-from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
-from refinekit.data.heldout import split_real
-from refinekit.data.loading import load_dataset
 from tests.test_trainer import SMALL, CrashAt, assert_same_run, make_trainer
 
 ALL_OPS = list(augment_module.AUGMENTATIONS)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from refinekit.training.setup import prepare, resolve_config
-from refinekit.weights.files import CHECKPOINT_FORMAT, load_refiner, read_file
 from refinekit.data.image_set import to_uint8
 from refinekit.errors import NonFiniteLossError
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.training.loop import Trainer, TrainingInterrupted
+from refinekit.training.setup import prepare, resolve_config
+from refinekit.weights.files import CHECKPOINT_FORMAT, load_refiner, read_file
 
 # The tiny recipe with small networks: the loop's behaviour, not the networks', is under test.
 SMALL = [

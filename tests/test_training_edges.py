@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from refinekit.training.setup import prepare, resolve_config
-from refinekit.runtime.chunks import batch_independent, images_per_chunk
 from refinekit.components.discriminators import LocalPatchDiscriminator
 from refinekit.plugins.hookspecs import hookimpl
+from refinekit.runtime.chunks import batch_independent, images_per_chunk
+from refinekit.training.setup import prepare, resolve_config
 
 # 64x64 images: a CPU chunk is 8 images, half the batch of 16, so chunking would apply
 BIG = ["image.height=64", "image.width=64", "batch_size=16", "buffer_size=16", "device='cpu'"]

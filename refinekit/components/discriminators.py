@@ -10,8 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinekit.plugins.hookspecs import hookimpl
-
 
 class LocalPatchDiscriminator(nn.Module):
     """The paper's local adversarial discriminator (section 2.2 and appendix).
@@ -70,7 +68,17 @@ class GlobalDiscriminator(LocalPatchDiscriminator):
         return self.classify(F.adaptive_avg_pool2d(self.features(x), 1))
 
 
-@hookimpl
-def register_discriminators(register) -> None:
-    register("local-patch", LocalPatchDiscriminator, "The paper's per-patch discriminator (9x14 logits at 35x55)")
-    register("global", GlobalDiscriminator, "One real/refined decision per image")
+def __getattr__(name: str) -> object:
+    """``REAL`` and ``REFINED`` lived here in 0.x; they are the losses' now (with a warning, for one release)."""
+    if name in ("REAL", "REFINED"):
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"refinekit.components.discriminators.{name} moved to refinekit.training.losses.{name}; "
+            "the old path stops working in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("refinekit.training.losses"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -384,8 +384,8 @@ class RecipeContract(_Contract):
     smoke_overrides: ClassVar[list[str] | None] = None
 
     def test_resolves_in_every_schedule(self) -> None:
-        from refinekit.training.setup import resolve_config
         from refinekit.plugins.registry import get_recipe
+        from refinekit.training.setup import resolve_config
 
         recipe = get_recipe(self.name)
         assert recipe.description, f"recipe '{self.name}': give it a one-line description for 'refinekit recipes'"
@@ -397,8 +397,8 @@ class RecipeContract(_Contract):
             resolve_config(self.name, schedule=schedule)
 
     def test_names_registered_components_datasets_and_task(self) -> None:
-        from refinekit.training.setup import resolve_config
         from refinekit.plugins.registry import get_recipe, get_registry
+        from refinekit.training.setup import resolve_config
 
         registry, config = get_registry(), resolve_config(self.name)
         wanted = [

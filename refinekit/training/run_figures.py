@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from refinekit.data.image_set import to_uint8
 from refinekit.data.image_files import write_image
+from refinekit.data.image_set import to_uint8
 
 
 def sample_grid(synthetic: torch.Tensor, refined: torch.Tensor, real: torch.Tensor) -> np.ndarray:

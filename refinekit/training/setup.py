@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from refinekit.runtime import distributed
 from refinekit.config import (
     TrainConfig,
     build_config,
@@ -16,13 +15,14 @@ from refinekit.config import (
     parse_set,
 )
 from refinekit.data.cache import load_dataset_cached
-from refinekit.errors import CheckpointError, ConfigError
 from refinekit.data.folder_lock import lock_folder
 from refinekit.data.heldout import training_rows
 from refinekit.data.loading import detect_dataset
-from refinekit.runtime.precision import resolve_device
-from refinekit.plugins.registry import get_recipe
+from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.recipe import Recipe
+from refinekit.plugins.registry import get_recipe
+from refinekit.runtime import distributed
+from refinekit.runtime.precision import resolve_device
 from refinekit.training.loop import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
 
 # Keys that may differ between a checkpoint's config and a resumed run's.
