@@ -1,0 +1,75 @@
+"""How far the eye simulator is from real eyes, and whether its ranges close the gap.
+
+Each variant is the ``eyes-sim`` dataset with a few ``--set``-style overrides.
+Its 2,000 rendered eyes are told from the real eyes that training may use (the
+``real_holdout`` split's training part, never the held-out eyes that
+``benchmarks/quality.py`` scores on) by the project's two-sample classifier,
+cross-fitted over two halves. 50% = indistinguishable. Fitting a simulator to
+the held-out eyes would flatter every later figure, so this never reads them.
+
+    python plugins/eyes/benchmarks/simulator_gap.py [--variants current,gaze-narrow,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from refinekit.data.heldout import split_real
+from refinekit.data.loading import load_dataset
+from refinekit.evaluation.realism import two_sample_test
+from refinekit.training.setup import resolve_config
+
+RECIPE = "eyes-simgan"
+RENDER_SEED = 777  # no training run uses it
+VARIANTS: dict[str, list[str]] = {
+    "current": [],
+    "gaze-narrow": ["synthetic.options.yaw=[-15,15]", "synthetic.options.pitch=[-15,10]"],
+    "iris-large": ["synthetic.options.iris_radius=[9.5,12]"],
+    "blur-more": ["synthetic.options.blur=[0.8,1.6]"],
+    "texture-less": ["synthetic.options.texture=[0,0.4]"],
+    "noise-less": ["synthetic.options.noise=[0,0.002]"],
+    "all-of-the-above": [
+        "synthetic.options.yaw=[-15,15]",
+        "synthetic.options.pitch=[-15,10]",
+        "synthetic.options.iris_radius=[9.5,12]",
+        "synthetic.options.blur=[0.8,1.6]",
+        "synthetic.options.texture=[0,0.4]",
+        "synthetic.options.noise=[0,0.002]",
+    ],
+}
+
+
+def training_real() -> np.ndarray:
+    config = resolve_config(RECIPE)
+    trainable, _ = split_real(load_dataset(config.real, config.image, 0), config.real_holdout)
+    return trainable.images[np.random.default_rng(5).permutation(len(trainable))]
+
+
+def rendered(overrides: list[str], count: int) -> np.ndarray:
+    config = resolve_config(RECIPE, overrides=[*overrides, f"synthetic.options.count={count}"])
+    return load_dataset(config.synthetic, config.image, RENDER_SEED).images
+
+
+def realism(fake: np.ndarray, real: np.ndarray) -> float:
+    half = len(real) // 2
+    folds = [
+        two_sample_test("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0),
+        two_sample_test("gap", fake[half : 2 * half], real[half : 2 * half], fake[:half], real[:half], 0),
+    ]
+    return float(np.mean([fold.accuracy.mean for fold in folds]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    real = training_real()
+    print(f"{'variant':<18} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
+    for name in args.variants.split(","):
+        print(f"{name:<18} {realism(rendered(VARIANTS[name], 2 * (len(real) // 2)), real) * 100:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
