@@ -54,3 +54,16 @@ def test_the_label_constants_still_import_from_the_discriminators() -> None:
     with pytest.warns(DeprecationWarning, match="discriminators.REAL moved to refinekit.training.losses.REAL"):
         from refinekit.components.discriminators import REAL as old_real
     assert (old_real, REFINED) == (REAL, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "home"),
+    [("verify_output", "refinekit.refine.output_records"), ("lock_output", "refinekit.refine.output_locks")],
+)
+def test_names_split_off_the_old_refine_outputs_still_resolve(name: str, home: str, monkeypatch) -> None:
+    monkeypatch.delitem(sys.modules, "refinekit.refine_outputs", raising=False)
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("refinekit.refine_outputs")
+    with pytest.warns(DeprecationWarning, match=rf"outputs.{name} moved to {home}.{name}"):
+        value = getattr(old, name)
+    assert value is getattr(importlib.import_module(home), name)
