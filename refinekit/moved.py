@@ -92,23 +92,26 @@ def install() -> None:
         sys.meta_path.insert(0, _MovedModuleFinder())
 
 
-def forward_attributes(package: str, old_home: str) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for a package that replaced the module ``package``.
+def forward_attributes(
+    module: str, *homes: str, names: frozenset[str] | None = None
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for a module whose 0.x attributes now live in ``homes``.
 
     An attribute the old module had (``refinekit.data.ImageSet``) is looked up, lazily
-    and with a warning, in the module that holds it now (``old_home``).
+    and with a warning, in the first of ``homes`` that holds it; ``names`` limits the
+    forwarding to those attributes.
     """
 
     def __getattr__(name: str) -> object:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        module = importlib.import_module(old_home)
-        if not hasattr(module, name):
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        _warn(f"{package}.{name}", f"{old_home}.{name}")
-        return getattr(module, name)
+        if not name.startswith("_") and (names is None or name in names):
+            for home in homes:
+                target = importlib.import_module(home)
+                if hasattr(target, name):
+                    _warn(f"{module}.{name}", f"{home}.{name}")
+                    return getattr(target, name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(sys.modules[package].__dict__)
+        return sorted(sys.modules[module].__dict__)
 
     return __getattr__, __dir__

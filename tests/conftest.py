@@ -6,6 +6,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 from refinekit.data.image_set import ImageSet
 from refinekit.plugins.hookspecs import hookimpl
@@ -75,3 +76,16 @@ def tiny_domain(isolated_registry: Registry) -> Iterator[Registry]:
     isolated_registry.register_plugin(TinyDomain, "tiny-domain")
     yield isolated_registry
     isolated_registry.unregister_plugin("tiny-domain")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """For modules of tiny networks: a second thread only adds synchronisation, which costs a lot on a busy CPU.
+
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+

@@ -53,13 +53,7 @@ def make_blobs(count: int, seed: int, real: bool) -> ImageSet:
     return ImageSet(images, {"column": labels}, source=f"blobs({'real' if real else 'synthetic'}, seed {seed})")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These models are tiny: a second thread only adds synchronisation, which costs a lot on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 class BlobColumnTask(Task):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -17,13 +15,7 @@ from refinekit.evaluation.statistics import estimate, p_value_above_chance, wils
 SMALL = RealismSettings(steps=40, width=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These models are tiny: a second thread only adds synchronisation, which costs a lot on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 def noise_images(count: int, bright: float, seed: int, size: tuple[int, int] = (12, 12)) -> np.ndarray:

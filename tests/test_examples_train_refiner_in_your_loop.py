@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from refinekit.plugins.registry import create_refiner
@@ -17,13 +15,7 @@ from refinekit.training import simgan
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_refiner_in_your_loop.py"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks: a second thread only adds synchronisation, which costs a lot on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 def load_example():

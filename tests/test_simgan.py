@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-from typing import Iterator
 
 import pytest
 import torch
@@ -21,13 +20,7 @@ SHAPE = (1, 16, 16)
 ALL_OPS = ("brightness", "contrast", "translation", "cutout")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These networks are tiny: a second thread only adds synchronisation, which costs a lot on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 def networks(seed: int = 0) -> tuple[nn.Module, nn.Module, nn.Module]:

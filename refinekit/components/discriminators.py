@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refinekit.moved import forward_attributes
+
 
 class LocalPatchDiscriminator(nn.Module):
     """The paper's local adversarial discriminator (section 2.2 and appendix).
@@ -68,17 +70,5 @@ class GlobalDiscriminator(LocalPatchDiscriminator):
         return self.classify(F.adaptive_avg_pool2d(self.features(x), 1))
 
 
-def __getattr__(name: str) -> object:
-    """``REAL`` and ``REFINED`` lived here in 0.x; they are the losses' now (with a warning, for one release)."""
-    if name in ("REAL", "REFINED"):
-        import importlib
-        import warnings
-
-        warnings.warn(
-            f"refinekit.components.discriminators.{name} moved to refinekit.training.losses.{name}; "
-            "the old path stops working in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module("refinekit.training.losses"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# 0.x kept the label constants here; they are the losses' now.
+__getattr__, _ = forward_attributes(__name__, "refinekit.training.losses", names=frozenset({"REAL", "REFINED"}))

@@ -39,6 +39,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from refinekit.errors import ConfigError, DataError, DiskFullError
+from refinekit.moved import forward_attributes
 from refinekit.refine.inputs import InputBatch
 
 T = TypeVar("T")
@@ -290,21 +291,5 @@ def _annotation_keys(batch: InputBatch) -> list[str]:
     return sorted(keys)
 
 
-_SPLIT_OFF = ("refinekit.refine.output_locks", "refinekit.refine.output_records")
-
-
-def __getattr__(name: str) -> object:
-    """Names that 0.x's ``refinekit.refine_outputs`` held and the split moved: forwarded, with a warning."""
-    import importlib
-    import warnings
-
-    for home in _SPLIT_OFF:
-        module = importlib.import_module(home)
-        if not name.startswith("_") and hasattr(module, name):
-            warnings.warn(
-                f"{__name__}.{name} moved to {home}.{name}; the old path stops working in the next release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# 0.x's refinekit.refine_outputs also held what the split moved to these two modules.
+__getattr__, _ = forward_attributes(__name__, "refinekit.refine.output_locks", "refinekit.refine.output_records")
