@@ -7,13 +7,17 @@ discriminator) on 1x35x55 images held in memory, with Adam at 1e-4:
   (``refiner_step`` + ``discriminator_step``), configured as a run would be.
   Inference is :func:`refinekit.refine.pipeline.refine_batch` on a refiner
   opened with :func:`~refinekit.refine.pipeline.open_refiner`, uint8 in and out.
-* ``plain``: the best plain PyTorch loop a competent user writes: NCHW fp32,
-  float tensors in memory, D frozen (``requires_grad_(False)``) in R's update,
-  R's forward under ``no_grad`` in D's update. Inference: ``refiner(x)`` under
-  ``no_grad``.
+* ``plain``: ``plain_torch.py``, the best plain PyTorch loop a competent user
+  writes (NCHW fp32, data in memory, D frozen in R's update, ``no_grad`` for R in
+  D's update; inference ``refiner(x)`` under ``no_grad``), in its own process
+  with the environment this script started with.
 * ``keras``: ``keras_simgan.py``, TF 2 / Keras 3 in its own interpreter
-  (``--tf-python``; see README.md), driven over a pipe. Inference:
-  ``predict_on_batch``.
+  (``--tf-python``; see README.md). Inference: ``predict_on_batch``.
+
+The refinekit side runs in this process as ``refinekit``'s commands run: with
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it
+(:mod:`refinekit.runtime.openmp`); the peers run with the environment as given.
+``OMP_WAIT_POLICY=ACTIVE python benchmarks/peers/run.py`` takes the choice away.
 
 All three run the same algorithm (one R update, one D update on half current
 refined images and half from a history buffer, against real ones), so they do
@@ -34,29 +38,34 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from refinekit.runtime.openmp import wait_passively
 
-from refinekit.components.discriminators import LocalPatchDiscriminator
-from refinekit.components.refiners import SimGANResNet
-from refinekit.config import build_config
-from refinekit.data.image_set import ImageSet
-from refinekit.refine.pipeline import open_refiner, refine_batch
-from refinekit.training.loop import Trainer
-from refinekit.weights.files import export_refiner
+USER_ENVIRONMENT = dict(os.environ)
+"""What the peers run with: the environment a user's own script would have."""
+wait_passively()  # the refinekit side runs as the CLI runs; before torch loads libgomp
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from refinekit.components.refiners import SimGANResNet  # noqa: E402
+from refinekit.config import build_config  # noqa: E402
+from refinekit.data.image_set import ImageSet  # noqa: E402
+from refinekit.refine.pipeline import open_refiner, refine_batch  # noqa: E402
+from refinekit.training.loop import Trainer  # noqa: E402
+from refinekit.weights.files import export_refiner  # noqa: E402
 
 SIZE = (35, 55)
 POOL = 2048
 LEARNING_RATE = 1e-4
-PEER = Path(__file__).with_name("keras_simgan.py")
+KERAS_PEER = Path(__file__).with_name("keras_simgan.py")
+PLAIN_PEER = Path(__file__).with_name("plain_torch.py")
 DEFAULT_TF_PYTHON = "/work/tfvenv/bin/python"
 
 Timed = Callable[[], float]
@@ -100,67 +109,14 @@ def refinekit_round(batch: int, out: Path, micro_batch: int | None) -> Callable[
     return run
 
 
-class PlainLoop:
-    """The plain PyTorch round a competent user writes, with the same algorithm as the other sides."""
+class Peer:
+    """A peer script in its own interpreter, driven over stdin/stdout; each call is timed by the peer itself."""
 
-    def __init__(self, batch: int) -> None:
-        torch.manual_seed(0)
-        self.batch = batch
-        self.refiner, self.discriminator = SimGANResNet(1), LocalPatchDiscriminator(1)
-        self.opt_r = torch.optim.Adam(self.refiner.parameters(), lr=LEARNING_RATE)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=LEARNING_RATE)
-        self.synthetic = torch.from_numpy(memory_images(0)).float() / 127.5 - 1
-        self.real = torch.from_numpy(memory_images(1)).float() / 127.5 - 1
-        self.buffer = torch.zeros(batch * 10, 1, *SIZE)
-        self.buffer_size = 0
-        self.generator = torch.Generator().manual_seed(0)
-
-    def sample(self, images: torch.Tensor) -> torch.Tensor:
-        return images[torch.randint(0, len(images), (self.batch,), generator=self.generator)]
-
-    @staticmethod
-    def patch_loss(logits: torch.Tensor, target: int) -> torch.Tensor:
-        return F.cross_entropy(logits, torch.full((len(logits), *logits.shape[2:]), target))
-
-    def __call__(self) -> None:
-        synthetic = self.sample(self.synthetic)
-        self.discriminator.requires_grad_(False)
-        refined = self.refiner(synthetic)
-        loss_r = (refined - synthetic).abs().mean() + self.patch_loss(self.discriminator(refined), 1)
-        self.opt_r.zero_grad()
-        loss_r.backward()
-        self.opt_r.step()
-        self.discriminator.requires_grad_(True)
-
-        half = self.batch // 2
-        synthetic, real = self.sample(self.synthetic), self.sample(self.real)
-        with torch.no_grad():
-            current = self.refiner(synthetic[:half] if self.buffer_size else synthetic)[:half]
-        if self.buffer_size:
-            index = torch.randint(0, self.buffer_size, (self.batch - half,), generator=self.generator)
-            shown = torch.cat([current, self.buffer[index]])
-        else:
-            shown = torch.cat([current, current])[: self.batch]
-        loss_d = self.patch_loss(self.discriminator(shown), 0) + self.patch_loss(self.discriminator(real), 1)
-        self.opt_d.zero_grad()
-        loss_d.backward()
-        self.opt_d.step()
-        loss_r.item(), loss_d.item()
-        free = min(len(self.buffer) - self.buffer_size, half)
-        self.buffer[self.buffer_size : self.buffer_size + free] = current[:free]
-        self.buffer_size += free
-        if free < half:
-            slots = torch.randperm(len(self.buffer), generator=self.generator)[: half - free]
-            self.buffer[slots] = current[free:]
-
-
-class KerasPeer:
-    """``keras_simgan.py`` in its own interpreter; each call is timed by the peer itself."""
-
-    def __init__(self, python: str) -> None:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    def __init__(self, python: str, script: Path) -> None:
+        self.script = script
+        env = {**USER_ENVIRONMENT, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.process = subprocess.Popen(
-            [python, str(PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            [python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
 
     def ask(self, line: str) -> dict[str, object]:
@@ -169,8 +125,14 @@ class KerasPeer:
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
-            raise RuntimeError(f"the Keras peer exited (code {self.process.wait()}); run {PEER} by hand to see why")
-        return json.loads(answer)
+            raise RuntimeError(f"{self.script.name} exited (code {self.process.wait()}); run it by hand to see why")
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise RuntimeError(f"{self.script.name}: {reply['error']}")
+        return reply
+
+    def seconds(self, line: str) -> Timed:
+        return lambda: float(self.ask(line)["seconds"])
 
     def close(self) -> None:
         assert self.process.stdin is not None  # "quit" has no answer to read
@@ -183,12 +145,6 @@ def matmul(n: int = 2048) -> Timed:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     return timed(lambda: a @ b)
-
-
-def flops_of(work: Callable[[], object]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        work()
-    return counter.get_total_flops()
 
 
 @dataclass
@@ -239,63 +195,62 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     print(f"# {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"Python {platform.python_version()}, load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"# OMP_WAIT_POLICY: refinekit {os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"peers {USER_ENVIRONMENT.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
+    if args.threads:  # the plain peer gets the same count, so that the comparison is about the code
+        USER_ENVIRONMENT["OMP_NUM_THREADS"] = str(args.threads)
     keras_python = args.tf_python if Path(args.tf_python).exists() else None
     if keras_python is None:
         print(f"# no TensorFlow interpreter at {args.tf_python}: the Keras column is left out (see README.md)")
 
     rows: list[Row] = []
     matmul_seconds: list[float] = []
-    peer: KerasPeer | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        for batch in args.batch:
-            sides: dict[str, Timed] = {}
-            refinekit = refinekit_round(batch, Path(tmp) / "run", args.micro_batch)
-            plain = PlainLoop(batch)
-            refinekit(), plain()  # the first round fills the history buffer; count a steady one
-            row = Row(f"training round (1 R + 1 D update), batch {batch}", batch, flops_of(plain) / batch)
-            sides["refinekit"], sides["plain"] = timed(refinekit), timed(plain)
-            for micro_batch in args.also_micro_batch:
-                sides[f"refinekit micro_batch={micro_batch}"] = timed(
-                    refinekit_round(batch, Path(tmp) / "run", micro_batch)
-                )
-            peer = None
-            if keras_python:
-                peer = KerasPeer(keras_python)
-                print(f"# keras peer, batch {batch}: {peer.ask(f'setup {batch}')}", flush=True)
-                sides["keras"] = lambda peer=peer: float(peer.ask("train")["seconds"])  # type: ignore[misc]
-            for run in sides.values():
-                run()  # warm-up: oneDNN picks its kernels on the first call of each shape
-            row.seconds = interleave(sides, rounds[batch], matmul_seconds)
-            rows.append(row)
-            if peer is not None and batch != args.batch[-1]:
-                peer.close()
-        rows.append(inference_row(args, Path(tmp), peer, matmul_seconds))
-        if peer is not None:
+    peers = {"plain": Peer(sys.executable, PLAIN_PEER)}
+    if keras_python:
+        peers["keras"] = Peer(keras_python, KERAS_PEER)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for batch in args.batch:
+                refinekit = refinekit_round(batch, Path(tmp) / "run", args.micro_batch)
+                refinekit()  # the first round fills the history buffer; count a steady one
+                sides: dict[str, Timed] = {"refinekit": timed(refinekit)}
+                for micro_batch in args.also_micro_batch:
+                    sides[f"refinekit micro_batch={micro_batch}"] = timed(
+                        refinekit_round(batch, Path(tmp) / "run", micro_batch)
+                    )
+                setup = {name: peer.ask(f"setup {batch}") for name, peer in peers.items()}
+                for name, reply in setup.items():
+                    print(f"# {name} peer, batch {batch}: {json.dumps(reply)}", flush=True)
+                    sides[name] = peers[name].seconds("train")
+                row = Row(f"training round (1 R + 1 D update), batch {batch}", batch,
+                          float(setup["plain"]["gflop_per_image"]) * 1e9)
+                for run in sides.values():
+                    run()  # warm-up: oneDNN picks its kernels on the first call of each shape
+                row.seconds = interleave(sides, rounds[batch], matmul_seconds)
+                rows.append(row)
+            rows.append(inference_row(args, Path(tmp), peers, matmul_seconds))
+    finally:
+        for peer in peers.values():
             peer.close()
     print_table(rows, matmul_seconds)
     print(f"\n# load average at end {os.getloadavg()[0]:.1f}")
 
 
-def inference_row(args: argparse.Namespace, folder: Path, peer: KerasPeer | None, matmul_seconds: list[float]) -> Row:
+def inference_row(args: argparse.Namespace, folder: Path, peers: dict[str, Peer], matmul_seconds: list[float]) -> Row:
     """Refiner inference on ``--infer-batch`` images: refine_batch, a plain forward, predict_on_batch."""
     batch = args.infer_batch
     torch.manual_seed(0)
     path = folder / "refiner.safetensors"
     export_refiner(SimGANResNet(1), path, "simgan-resnet", {"features": 64, "blocks": 4}, 1, SIZE)
     refiner = open_refiner(path)
-    plain_refiner = SimGANResNet(1).eval()
-    plain_refiner.load_state_dict(refiner.state_dict())
     images = torch.from_numpy(memory_images(0)[:batch])
-    floats = images.float() / 127.5 - 1
-
-    def plain() -> None:
-        with torch.no_grad():
-            plain_refiner(floats)
-
-    row = Row(f"refiner inference, batch {batch}", batch, flops_of(plain) / batch)
-    sides = {"refinekit": timed(lambda: refine_batch(refiner, images)), "plain": timed(plain)}
-    if peer is not None:
-        sides["keras"] = lambda: float(peer.ask(f"infer {batch}")["seconds"])
+    sides = {"refinekit": timed(lambda: refine_batch(refiner, images))}
+    flops = 0.0
+    for name, peer in peers.items():
+        reply = peer.ask(f"infer {batch}")  # also the peer's warm-up
+        flops = float(reply.get("gflop_per_image", flops)) * 1e9 if name == "plain" else flops
+        sides[name] = peer.seconds(f"infer {batch}")
+    row = Row(f"refiner inference, batch {batch}", batch, flops)
     for run in sides.values():
         run()
     row.seconds = interleave(sides, args.infer_rounds, matmul_seconds)

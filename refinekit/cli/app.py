@@ -13,6 +13,7 @@ from refinekit.cli.listing_commands import datasets, plugins, pretrained, recipe
 from refinekit.cli.refine_commands import convert, refine
 from refinekit.cli.run_command import run
 from refinekit.cli.shell import show_warnings
+from refinekit.runtime.openmp import wait_passively
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ from refinekit.cli.shell import show_warnings
 def main(debug: bool) -> None:
     """Refine synthetic images to look real while keeping their annotations (SimGAN)."""
     warnings.showwarning = show_warnings
+    wait_passively()  # before any command imports torch: libgomp reads it once
 
 
 for command in (run, refine, plugins, pretrained, recipes, datasets, convert, evaluate):
