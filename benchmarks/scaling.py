@@ -169,6 +169,7 @@ def draw(by_batch: dict[str, dict[int, float]], by_size: dict[str, dict[str, flo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for kind, rates in by_batch.items():
@@ -191,6 +192,8 @@ def draw(by_batch: dict[str, dict[int, float]], by_size: dict[str, dict[str, flo
     )
     for axis in (left, right):
         axis.grid(True, which="both", alpha=0.3)
+        axis.yaxis.set_major_formatter(ScalarFormatter())
+        axis.yaxis.set_minor_formatter(NullFormatter())
         axis.legend()
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
