@@ -42,4 +42,5 @@ DIGITS_SIMGAN = Recipe(
     default_schedule="quick",
     path_datasets=("mnist-idx", "usps-h5", "digit-class-folders", "image-folder"),
     task="digits",
+    pretrained="refinekit_digits:pretrained/digits-simgan.safetensors",
 )

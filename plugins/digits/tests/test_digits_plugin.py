@@ -8,7 +8,6 @@ import sys
 import tomllib
 from importlib import import_module
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -20,21 +19,9 @@ from refinekit_digits import plugin
 
 from refinekit import load_refiner, resolve_config
 from refinekit.cli.app import main
-from refinekit.plugins.registry import Registry, get_registry, reset_registry
+from refinekit.plugins.registry import Registry
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    """Built-ins plus this plugin, registered in-process: the tests pass before `pip install`."""
-    monkeypatch.setenv("REFINEKIT_DISABLE_ENTRY_POINTS", "1")
-    monkeypatch.delenv("REFINEKIT_LOAD_PLUGINS", raising=False)
-    reset_registry()
-    registry = get_registry()
-    registry.register_plugin(plugin, "digits")
-    yield registry
-    reset_registry()
 
 
 def test_entry_point_names_the_hooks_module() -> None:
