@@ -113,5 +113,9 @@ def test_benchmark_figures_nest_under_the_performance_page(tmp_path, monkeypatch
     monkeypatch.setattr(generated, "DOCS", tmp_path / "docs")
     assert "Figures to come" in generated.benchmarks_reference()
     (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "README.md").write_text("# Benchmarks\n\n```bash\n# a comment\n```\n## Refine\n")
-    assert generated.benchmarks_reference() == "## Benchmarks\n\n```bash\n# a comment\n```\n### Refine\n"
+    (tmp_path / "benchmarks" / "README.md").write_text(
+        "# Benchmarks\n\n```bash\n# a comment\n```\n## Refine\n![plot](../docs/img/plot.png)\n"
+    )
+    assert generated.benchmarks_reference() == (
+        "## Benchmarks\n\n```bash\n# a comment\n```\n### Refine\n![plot](img/plot.png)\n"
+    )

@@ -145,6 +145,7 @@ def benchmarks_reference() -> str:
     lines, fenced = [], False
     for line in readme.read_text(encoding="utf-8").splitlines():
         fenced ^= line.lstrip().startswith("```")
+        line = line.replace("](../docs/", "](")  # the README links docs/ files from benchmarks/; the page is in docs/
         lines.append("#" + line if not fenced and re.match(r"#+ ", line) else line)  # not a comment in a code block
     return "\n".join(lines) + "\n"
 
