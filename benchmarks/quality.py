@@ -15,6 +15,7 @@ continues with ``--resume``. Run with ``--threads 1`` twice in parallel on 2 cor
     python benchmarks/quality.py --variants baseline,diffaugment --seeds 0,1,2 --runs runs/quality
     python benchmarks/quality.py --table --runs runs/quality     # print what is there
     python benchmarks/quality.py --ship RUN_DIR --command "..." --machine "..."  # package a long run
+    python benchmarks/quality.py --curve RUN_DIR  # score a run's refiner_step_N snapshots (--eval-every)
 
 ``--ship`` scores a finished run the same way, copies its refiner into the eyes
 plugin as the ``eyes-simgan`` pretrained refiner with a model card holding those
@@ -212,6 +213,21 @@ Weights: Apache-2.0, as the code. They were trained on the embedded MPIIGaze sam
     print(json.dumps(scores, indent=2))
 
 
+def print_curve(run_dir: Path, runs: Path) -> None:
+    """Score every ``refiner_step_N.safetensors`` snapshot of ``run_dir``: how quality moves with training."""
+    config = read_run_config(run_dir)
+    judge = Judge(runs)
+    snapshots = sorted(run_dir.glob("refiner_step_*.safetensors"))
+    if not snapshots:
+        raise SystemExit(f"{run_dir} has no refiner_step_N.safetensors; train it with refinekit run --eval-every N")
+    print(f"{'step':>6} {'realism %':>10} {'gaze moved °':>13}")
+    for snapshot in snapshots:
+        scores = judge.score(config, snapshot)
+        step = int(snapshot.stem.rsplit("_", 1)[1])
+        print(f"{step:>6} {scores['realism'] * 100:>10.1f} {scores['gaze_moved_deg']:>13.2f}", flush=True)
+    print(f"unrefined simulator output: realism {scores['synthetic_realism'] * 100:.1f}%")
+
+
 def draw_grid(synthetic: np.ndarray, refined: np.ndarray, real: np.ndarray, out: Path, scale: int = 4) -> None:
     """Rows of synthetic | refined | real (uint8 N, 1, H, W), with white gaps, upscaled for a README."""
     from PIL import Image
@@ -251,15 +267,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
     parser.add_argument("--ship", type=Path, default=None, help="package this finished run as the pretrained refiner")
+    parser.add_argument("--curve", type=Path, default=None, help="score this run folder's refiner_step_N snapshots")
     parser.add_argument("--command", default="", help="with --ship: the command that trained the run")
     parser.add_argument("--machine", default="", help="with --ship: the machine and its load")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.ship is not None:
         ship(args.ship, args.runs, args.command, args.machine)
         return
+    if args.curve is not None:
+        print_curve(args.curve, args.runs)
+        return
     variants = args.variants.split(",")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if not args.table:
         judge = Judge(args.runs)
         for seed in (int(s) for s in args.seeds.split(",")):  # seed-major: a first pass sees every variant
