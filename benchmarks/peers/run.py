@@ -51,8 +51,10 @@ USER_ENVIRONMENT = dict(os.environ)
 """What the peers run with: the environment a user's own script would have."""
 wait_passively()  # the refinekit side runs as the CLI runs; before torch loads libgomp
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+# the same images, sizes and learning rate as the plain peer (this folder is on sys.path when run as a script)
+from plain_torch import LEARNING_RATE, SIZE, memory_images  # noqa: E402
 
 from refinekit.components.refiners import SimGANResNet  # noqa: E402
 from refinekit.config import build_config  # noqa: E402
@@ -61,9 +63,6 @@ from refinekit.refine.pipeline import open_refiner, refine_batch  # noqa: E402
 from refinekit.training.loop import Trainer  # noqa: E402
 from refinekit.weights.files import export_refiner  # noqa: E402
 
-SIZE = (35, 55)
-POOL = 2048
-LEARNING_RATE = 1e-4
 KERAS_PEER = Path(__file__).with_name("keras_simgan.py")
 PLAIN_PEER = Path(__file__).with_name("plain_torch.py")
 DEFAULT_TF_PYTHON = "/work/tfvenv/bin/python"
@@ -79,10 +78,6 @@ def timed(work: Callable[[], object]) -> Timed:
         return time.perf_counter() - start
 
     return run
-
-
-def memory_images(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (POOL, 1, *SIZE), dtype=np.uint8)
 
 
 def refinekit_round(batch: int, out: Path, micro_batch: int | None) -> Callable[[], None]:
