@@ -172,29 +172,20 @@ def draw(by_batch: dict[str, dict[int, float]], by_size: dict[str, dict[str, flo
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for kind, rates in by_batch.items():
-        left.plot(list(rates), list(rates.values()), marker="o", label=kind)
-    left.set(
-        xscale="log",
-        yscale="log",
-        xlabel="batch size",
-        ylabel="images / s",
-        title="35x55 gray, the paper's refiner and D",
-    )
-    left.set_xticks(list(BATCHES), [str(b) for b in BATCHES])
-    for kind, rates in by_size.items():
-        right.plot(list(rates), list(rates.values()), marker="o", label=kind)
-    right.set(
-        yscale="log",
-        xlabel="image size (RGB)",
-        ylabel="images / s",
-        title=f"timm-unet (resnet18) and D, batch {SIZE_BATCH}",
-    )
-    for axis in (left, right):
+    panels = [
+        (left, by_batch, "batch size", "35x55 gray, the paper's refiner and D"),
+        (right, by_size, "image size (RGB)", f"timm-unet (resnet18) and D, batch {SIZE_BATCH}"),
+    ]
+    for axis, sweep, xlabel, title in panels:
+        for kind, rates in sweep.items():
+            axis.plot(list(rates), list(rates.values()), marker="o", label=kind)
+        axis.set(yscale="log", xlabel=xlabel, ylabel="images / s", title=title)
         axis.grid(True, which="both", alpha=0.3)
         axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.yaxis.set_minor_formatter(NullFormatter())
         axis.legend()
+    left.set_xscale("log")
+    left.set_xticks(list(BATCHES), [str(b) for b in BATCHES])
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
