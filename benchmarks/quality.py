@@ -39,7 +39,7 @@ from refinekit.config import TrainConfig
 from refinekit.data.heldout import split_real
 from refinekit.data.loading import load_dataset
 from refinekit.evaluation.api import read_run_config
-from refinekit.evaluation.realism import two_sample_test
+from refinekit.evaluation.realism import cross_fitted_accuracy
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.plugins.registry import get_task
@@ -154,9 +154,7 @@ class Judge:
         half = len(real) // 2
         real_a, real_b = real[:half], real[half : 2 * half]
         fake_a, fake_b = images[:half], images[EVAL_SYNTHETIC : EVAL_SYNTHETIC + half]
-        folds = [two_sample_test("x", fake_a, real_a, fake_b, real_b, EVAL_SEED),
-                 two_sample_test("x", fake_b, real_b, fake_a, real_a, EVAL_SEED)]
-        return float(np.mean([fold.accuracy.mean for fold in folds]))
+        return cross_fitted_accuracy("x", fake_a, real_a, fake_b, real_b, EVAL_SEED)
 
     def score(self, config: TrainConfig, refiner_path: Path) -> dict[str, float]:
         synthetic, gaze_model, synthetic_realism = self.synthetic(config)

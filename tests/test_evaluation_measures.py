@@ -9,7 +9,7 @@ import torch
 from refinekit.evaluation.annotations import image_fidelity
 from refinekit.evaluation.distance import extract_features, kid
 from refinekit.evaluation.holdout import seen_mask
-from refinekit.evaluation.realism import RealismSettings, two_sample_test
+from refinekit.evaluation.realism import RealismSettings, cross_fitted_accuracy, two_sample_test
 from refinekit.evaluation.statistics import estimate, p_value_above_chance, wilson
 
 SMALL = RealismSettings(steps=40, width=8)
@@ -89,3 +89,17 @@ def test_seen_mask_finds_exact_duplicates_only() -> None:
     candidates = np.concatenate([training[:3], noise_images(4, 120, 2)])
     candidates[2, 0, 0, 0] ^= 1  # one pixel differs: not seen
     assert seen_mask(candidates, training).tolist() == [True, True, False, False, False, False, False]
+
+
+def test_cross_fitted_accuracy_averages_both_directions(monkeypatch) -> None:
+    import refinekit.evaluation.realism as realism
+
+    fast = lambda *args: two_sample_test(*args, settings=SMALL)  # noqa: E731
+    monkeypatch.setattr(realism, "two_sample_test", fast)
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 60, (80, 1, 8, 8), dtype=np.uint8)
+    b = rng.integers(120, 256, (80, 1, 8, 8), dtype=np.uint8)
+    both = cross_fitted_accuracy("x", a[:40], b[:40], a[40:], b[40:], seed=0)
+    forward = fast("x", a[:40], b[:40], a[40:], b[40:], 0).accuracy.mean
+    backward = fast("x", a[40:], b[40:], a[:40], b[:40], 0).accuracy.mean
+    assert both == pytest.approx((forward + backward) / 2) and both > 0.9

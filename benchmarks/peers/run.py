@@ -240,12 +240,10 @@ def inference_row(args: argparse.Namespace, folder: Path, peers: dict[str, Peer]
     refiner = open_refiner(path)
     images = torch.from_numpy(memory_images(0)[:batch])
     sides = {"refinekit": timed(lambda: refine_batch(refiner, images))}
-    flops = 0.0
+    replies = {name: peer.ask(f"infer {batch}") for name, peer in peers.items()}  # also the peers' warm-up
     for name, peer in peers.items():
-        reply = peer.ask(f"infer {batch}")  # also the peer's warm-up
-        flops = float(reply.get("gflop_per_image", flops)) * 1e9 if name == "plain" else flops
         sides[name] = peer.seconds(f"infer {batch}")
-    row = Row(f"refiner inference, batch {batch}", batch, flops)
+    row = Row(f"refiner inference, batch {batch}", batch, float(replies["plain"]["gflop_per_image"]) * 1e9)
     for run in sides.values():
         run()
     row.seconds = interleave(sides, args.infer_rounds, matmul_seconds)

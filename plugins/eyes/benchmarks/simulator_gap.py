@@ -18,7 +18,7 @@ import numpy as np
 
 from refinekit.data.heldout import split_real
 from refinekit.data.loading import load_dataset
-from refinekit.evaluation.realism import two_sample_test
+from refinekit.evaluation.realism import cross_fitted_accuracy
 from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
@@ -54,11 +54,7 @@ def rendered(overrides: list[str], count: int) -> np.ndarray:
 
 def realism(fake: np.ndarray, real: np.ndarray) -> float:
     half = len(real) // 2
-    folds = [
-        two_sample_test("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0),
-        two_sample_test("gap", fake[half : 2 * half], real[half : 2 * half], fake[:half], real[:half], 0),
-    ]
-    return float(np.mean([fold.accuracy.mean for fold in folds]))
+    return cross_fitted_accuracy("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0)
 
 
 def main() -> None:
