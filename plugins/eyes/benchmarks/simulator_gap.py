@@ -8,13 +8,22 @@ cross-fitted over two halves. 50% = indistinguishable. Fitting a simulator to
 the held-out eyes would flatter every later figure, so this never reads them.
 
     python plugins/eyes/benchmarks/simulator_gap.py [--variants current,gaze-narrow,...]
+
+``--views`` says where the shipped simulator's gap is: the same test on views of
+both sets that keep only one kind of difference (coarse layout and shading,
+texture and edges, or the grey-level histogram)::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --views
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
+import kornia
 import numpy as np
+import torch
 
 from refinekit.data.heldout import split_real
 from refinekit.data.loading import load_dataset
@@ -41,6 +50,32 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+def _blurred(images: np.ndarray, sigma: float) -> torch.Tensor:
+    size = 2 * int(3 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(torch.from_numpy(images).float(), (size, size), (sigma, sigma), "replicate")
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return images.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _shuffled_pixels(images: np.ndarray) -> np.ndarray:
+    """Each image's pixels in a random order: only its grey-level histogram is left."""
+    flat = images.reshape(len(images), -1)
+    order = np.argsort(np.random.default_rng(0).random(flat.shape), axis=1)
+    return np.take_along_axis(flat, order, axis=1).reshape(images.shape)
+
+
+VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "as drawn": lambda images: images,
+    "low-pass, sigma 2 px (layout, shading)": lambda images: _to_uint8(_blurred(images, 2.0)),
+    "high-pass, sigma 1.5 px (texture, edges)": lambda images: _to_uint8(
+        torch.from_numpy(images).float() - _blurred(images, 1.5) + 128
+    ),
+    "pixels shuffled (histogram only)": _shuffled_pixels,
+}
+
+
 def training_real() -> np.ndarray:
     config = resolve_config(RECIPE)
     trainable, _ = split_real(load_dataset(config.real, config.image, 0), config.real_holdout)
@@ -60,11 +95,18 @@ def realism(fake: np.ndarray, real: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--views", action="store_true", help="score views of the shipped simulator instead")
     args = parser.parse_args()
     real = training_real()
-    print(f"{'variant':<18} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
-    for name in args.variants.split(","):
-        print(f"{name:<18} {realism(rendered(VARIANTS[name], 2 * (len(real) // 2)), real) * 100:>9.1f}", flush=True)
+    count = 2 * (len(real) // 2)
+    print(f"{'variant or view':<42} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
+    if args.views:
+        fake = rendered(VARIANTS["current"], count)
+        for name, view in VIEWS.items():
+            print(f"{name:<42} {realism(view(fake), view(real)) * 100:>9.1f}", flush=True)
+    else:
+        for name in args.variants.split(","):
+            print(f"{name:<42} {realism(rendered(VARIANTS[name], count), real) * 100:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -50,11 +50,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from refinekit.data.image_set import resize_uint8
 from refinekit_eyes.gaze import pitch_yaw_to_vector
 
 REFERENCE_WIDTH = 60.0
 REFERENCE_HEIGHT = 36.0
 EDGE = 0.35  # sigmoid edge width in reference pixels: anti-aliased, still crisp at 55x35
+CAMERA_SIZE = (36, 60)  # MPIIGaze's normalised patch (H, W), which the real eyes are resized from
+PIXEL_LABELS = ("iris_centre", "landmarks")  # labels in pixels, which follow a resize
 MARGIN_POINTS = 16  # as UnityEyes' interior_margin_2d
 IRIS_POINTS = 32  # as UnityEyes' iris_2d
 
@@ -266,18 +269,30 @@ def simulate_eyes(
     ranges: SimulatorRanges = SimulatorRanges(),
     equalize: bool = True,
     chunk: int = 256,
+    camera_size: tuple[int, int] | None = CAMERA_SIZE,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Render ``count`` uint8 eye images (N, H, W) with labels, in chunks.
+
+    With ``camera_size`` the images go through the real patches' pipeline: drawn and
+    equalised at the camera's patch size, then resized to ``size`` by the core's
+    resize, as the 36x60 MPIIGaze patches are. Equalising at ``size`` instead gives
+    a perfectly flat histogram that the area resize of the real patches never has
+    (the two-sample classifier tells the histograms alone apart). ``None`` draws at
+    ``size`` directly. Labels are always in ``size`` pixels.
 
     Chunks of a few hundred images keep each intermediate tensor (about 2 MB) in the
     CPU cache; the renderer is memory-bound, so this is faster than one big batch.
     """
     params = sample_params(generator, count, ranges)
+    drawn = size if camera_size is None else tuple(camera_size)
     images, labels = [], []
     for start in range(0, count, chunk):
-        image, label = render(params.slice(start, start + chunk), size)
-        images.append(equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8))
-        labels.append(label)
+        image, label = render(params.slice(start, start + chunk), drawn)
+        image = equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8)
+        images.append(torch.from_numpy(resize_uint8(image[:, None].numpy(), size)[:, 0]))
+        labels.append(
+            {key: _rescale_points(value, drawn, size) if key in PIXEL_LABELS else value for key, value in label.items()}
+        )
     if not images:
         return torch.empty((0, *size), dtype=torch.uint8), {}
     return torch.cat(images), {key: torch.cat([label[key] for label in labels]) for key in labels[0]}
@@ -464,6 +479,12 @@ def _iris_points(
     across = radius * torch.sin(phi)[None]
     ax, ay = along_x[:, None], along_y[:, None]
     return torch.stack((iris_x[:, None] + along * ax - across * ay, iris_y[:, None] + along * ay + across * ax), dim=2)
+
+
+def _rescale_points(value: torch.Tensor, drawn: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """(..., 2) pixel points of a ``drawn``-size image -> ``size`` pixels (pixel centres map linearly)."""
+    scale = value.new_tensor([size[1] / drawn[1], size[0] / drawn[0]])
+    return (value + 0.5) * scale - 0.5
 
 
 def _to_pixels(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -38,6 +38,20 @@ def test_eyes_sim_options() -> None:
     assert len(load_eyes_sim(None, channels=1, size=SIZE, limit=4, seed=0, count=12)) == 4
 
 
+def test_eyes_sim_camera_size_option() -> None:
+    """null draws at the working size; another camera size changes the pixels, never the labels."""
+    cameras = {"working size": None, "mpiigaze": [36, 60], "larger": [70, 110]}
+    drawn = {
+        name: load_eyes_sim(None, channels=1, size=SIZE, limit=None, seed=0, count=4, camera_size=camera)
+        for name, camera in cameras.items()
+    }
+    assert all(images.images.shape == (4, 1, *SIZE) for images in drawn.values())
+    assert not np.array_equal(drawn["working size"].images, drawn["mpiigaze"].images)
+    for images in drawn.values():
+        for key in ("iris_centre", "landmarks", "gaze"):
+            np.testing.assert_allclose(images.annotations[key], drawn["working size"].annotations[key], atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -46,6 +60,8 @@ def test_eyes_sim_options() -> None:
         ({"yaw": "wide"}, r"option 'yaw' must be a \[low, high\] pair"),
         ({"count": 0}, r"option 'count' must be a positive whole number"),
         ({"equalize": "no"}, r"option 'equalize' must be true or false"),
+        ({"camera_size": [36]}, r"option 'camera_size' must be null or \[height, width\] .* got \[36\]"),
+        ({"camera_size": [36, 0.5]}, r"option 'camera_size' must be null or \[height, width\]"),
     ],
 )
 def test_eyes_sim_bad_options(options: dict, message: str) -> None:

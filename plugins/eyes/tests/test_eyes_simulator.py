@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from refinekit_eyes.gaze import pitch_yaw_to_vector, vector_to_pitch_yaw
 from refinekit_eyes.simulator import (
+    CAMERA_SIZE,
     EyeParams,
     SimulatorRanges,
     equalize_histograms,
@@ -17,6 +18,8 @@ from refinekit_eyes.simulator import (
     simulate_eyes,
     value_noise,
 )
+
+from refinekit.data.image_set import resize_uint8
 
 SIZE = (35, 55)
 
@@ -148,7 +151,8 @@ def test_camera_and_texture_change_pixels_but_never_labels() -> None:
 def test_blur_softens_edges() -> None:
     def edge_energy(blur: float) -> float:
         ranges = SimulatorRanges(blur=(blur, blur), noise=(0, 0), texture=(0, 0))
-        images, _ = simulate_eyes(16, torch.Generator().manual_seed(4), SIZE, ranges, equalize=False)
+        # drawn at SIZE: the camera-size path's resize would soften both
+        images, _ = simulate_eyes(16, torch.Generator().manual_seed(4), SIZE, ranges, equalize=False, camera_size=None)
         return float(images.float().diff(dim=2).abs().mean())
 
     assert edge_energy(1.0) < 0.8 * edge_energy(0.0)
@@ -159,3 +163,15 @@ def test_value_noise_is_deterministic_per_seed_and_spans_its_range() -> None:
     noise = value_noise(seeds, SIZE, (7, 11))
     assert torch.equal(noise[0], noise[2]) and not torch.equal(noise[0], noise[1])
     assert noise.min() >= -1 and noise.max() < 1 and noise.std() > 0.2
+
+
+def test_images_go_through_the_real_patches_pipeline() -> None:
+    """Drawn and equalised at the camera's 36x60, then resized as the real MPIIGaze patches are; labels follow."""
+    at_camera, camera_labels = simulate_eyes(6, torch.Generator().manual_seed(5), CAMERA_SIZE)
+    resized, labels = simulate_eyes(6, torch.Generator().manual_seed(5), SIZE)
+    assert torch.equal(resized, torch.from_numpy(resize_uint8(at_camera[:, None].numpy(), SIZE)[:, 0]))
+    _, direct = simulate_eyes(6, torch.Generator().manual_seed(5), SIZE, camera_size=None)
+    for key in labels:  # the same scene drawn at SIZE has the same labels
+        torch.testing.assert_close(labels[key], direct[key], atol=1e-4, rtol=0)
+    assert not torch.allclose(labels["landmarks"], camera_labels["landmarks"])
+    torch.testing.assert_close(labels["pitch_yaw"], camera_labels["pitch_yaw"])
