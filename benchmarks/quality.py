@@ -84,7 +84,8 @@ VARIANTS: dict[str, list[str]] = {
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
     # the simulator before it drew each eye at MPIIGaze's 36x60 and resized it like the real patches
-    "default-drawn-at-working-size": ["synthetic.options.camera_size=null"],
+    "default-drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],
+    "default-reg-1": ["reg_weight=1.0"],  # a looser L1 leash than the recipe's 2.0
 }
 
 

@@ -4,7 +4,7 @@ It is the embedded synthetic default of ``eyes-simgan``. Options are ``count``
 (default 20,000), ``equalize`` (default true, as the real MPIIGaze patches are
 histogram-equalised), ``camera_size`` (default ``[36, 60]``, MPIIGaze's patch: each
 eye is drawn and equalised there, then resized to the working size as the real
-patches are; ``null`` draws at the working size) and any field of
+patches are; the working size, e.g. ``[35, 55]``, draws at it directly) and any field of
 :class:`refinekit_eyes.simulator.SimulatorRanges` as a ``[low, high]`` pair,
 e.g. ``--set synthetic.options.pitch=[-20,10]``. ``seed`` fixes every image.
 """
@@ -76,14 +76,14 @@ def load_eyes_sim(
 
 
 def _camera_size(value: Any) -> tuple[int, int] | None:
-    """The ``camera_size`` option: null, or [H, W] of positive whole numbers."""
+    """The ``camera_size`` option: [H, W] of positive whole numbers (None, from Python: the working size)."""
     if value is None:
         return None
     ok = isinstance(value, (list, tuple)) and len(value) == 2
     if not ok or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
         raise DataError(
-            f"{NAME}: option 'camera_size' must be null or [height, width] in whole pixels "
-            f"(default {list(CAMERA_SIZE)}), got {value!r}"
+            f"{NAME}: option 'camera_size' must be [height, width] in whole pixels (default {list(CAMERA_SIZE)}; "
+            f"the working size draws each eye at it directly), got {value!r}"
         )
     return int(value[0]), int(value[1])
 

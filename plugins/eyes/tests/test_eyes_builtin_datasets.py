@@ -39,8 +39,8 @@ def test_eyes_sim_options() -> None:
 
 
 def test_eyes_sim_camera_size_option() -> None:
-    """null draws at the working size; another camera size changes the pixels, never the labels."""
-    cameras = {"working size": None, "mpiigaze": [36, 60], "larger": [70, 110]}
+    """The working size draws there; another camera size changes the pixels, never the labels."""
+    cameras = {"working size": list(SIZE), "mpiigaze": [36, 60], "larger": [70, 110]}
     drawn = {
         name: load_eyes_sim(None, channels=1, size=SIZE, limit=None, seed=0, count=4, camera_size=camera)
         for name, camera in cameras.items()
@@ -60,8 +60,8 @@ def test_eyes_sim_camera_size_option() -> None:
         ({"yaw": "wide"}, r"option 'yaw' must be a \[low, high\] pair"),
         ({"count": 0}, r"option 'count' must be a positive whole number"),
         ({"equalize": "no"}, r"option 'equalize' must be true or false"),
-        ({"camera_size": [36]}, r"option 'camera_size' must be null or \[height, width\] .* got \[36\]"),
-        ({"camera_size": [36, 0.5]}, r"option 'camera_size' must be null or \[height, width\]"),
+        ({"camera_size": [36]}, r"option 'camera_size' must be \[height, width\] in whole pixels .* got \[36\]"),
+        ({"camera_size": [36, 0.5]}, r"option 'camera_size' must be \[height, width\]"),
     ],
 )
 def test_eyes_sim_bad_options(options: dict, message: str) -> None:
