@@ -284,15 +284,19 @@ def simulate_eyes(
     CPU cache; the renderer is memory-bound, so this is faster than one big batch.
     """
     params = sample_params(generator, count, ranges)
-    drawn = size if camera_size is None else tuple(camera_size)
+    size = (int(size[0]), int(size[1]))
+    drawn = size if camera_size is None else (int(camera_size[0]), int(camera_size[1]))
     images, labels = [], []
     for start in range(0, count, chunk):
         image, label = render(params.slice(start, start + chunk), drawn)
         image = equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8)
         images.append(torch.from_numpy(resize_uint8(image[:, None].numpy(), size)[:, 0]))
-        labels.append(
-            {key: _rescale_points(value, drawn, size) if key in PIXEL_LABELS else value for key, value in label.items()}
-        )
+        if drawn != size:
+            label = {
+                key: _rescale_points(value, drawn, size) if key in PIXEL_LABELS else value
+                for key, value in label.items()
+            }
+        labels.append(label)
     if not images:
         return torch.empty((0, *size), dtype=torch.uint8), {}
     return torch.cat(images), {key: torch.cat([label[key] for label in labels]) for key in labels[0]}
