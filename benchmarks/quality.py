@@ -59,8 +59,8 @@ SIMULATOR_V1 = [  # the eye simulator before skin texture, exposure, blur and no
     "synthetic.options.sclera=[1.1,1.4]", "synthetic.options.texture=[0,0]", "synthetic.options.exposure=[1,1]",
     "synthetic.options.blur=[0,0]", "synthetic.options.noise=[0,0]",
 ]
-BASELINE = [  # the quick schedule as landed before this comparison, with the current simulator
-    "adversarial.augment=[]", "adversarial.r1_weight=0", "refiner_ema=0",
+BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
+    "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]", "adversarial.r1_weight=0", "refiner_ema=0",
     "discriminator.options.spectral_norm=false", "adversarial.loss='cross-entropy'",
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);

@@ -122,7 +122,7 @@ def two_sample_test(
     if n_train < 1 or n_test < 1:
         raise ValueError(f"two_sample_test({name}): need images on both sides of both splits")
     device = torch.device(device)
-    model = _train(other_train[:n_train], real_train[:n_train], seed, settings, device)
+    model = train_classifier(other_train[:n_train], real_train[:n_train], seed, settings, device)
     correct = _correct(model, other_test[:n_test], 0.0, device) + _correct(model, real_test[:n_test], 1.0, device)
     return RealismResult(
         name=name,
@@ -143,14 +143,24 @@ def cross_fitted_accuracy(
     Every image is then scored by a classifier that never trained on it, and twice
     as many images are tested as in one split: the benchmarks' figures use it.
     """
-    folds = [two_sample_test(name, other_a, real_a, other_b, real_b, seed),
-             two_sample_test(name, other_b, real_b, other_a, real_a, seed)]
+    folds = [
+        two_sample_test(name, other_a, real_a, other_b, real_b, seed),
+        two_sample_test(name, other_b, real_b, other_a, real_a, seed),
+    ]
     return float(np.mean([fold.accuracy.mean for fold in folds]))
 
 
-def _train(
-    other: np.ndarray, real: np.ndarray, seed: int, settings: RealismSettings, device: torch.device
+def train_classifier(
+    other: np.ndarray,
+    real: np.ndarray,
+    seed: int,
+    settings: RealismSettings = RealismSettings(),
+    device: torch.device = torch.device("cpu"),
 ) -> TwoSampleClassifier:
+    """The test's classifier trained on uint8 (N, C, H, W) ``other`` (label 0) and ``real`` (label 1).
+
+    Public so that a diagnosis can read its logits image by image, not only its accuracy.
+    """
     images = torch.from_numpy(np.concatenate([other, real])).to(device)
     labels = torch.cat([torch.zeros(len(other)), torch.ones(len(real))]).to(device)
     half = settings.batch_size // 2

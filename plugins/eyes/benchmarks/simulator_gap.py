@@ -9,31 +9,43 @@ the held-out eyes would flatter every later figure, so this never reads them.
 
     python plugins/eyes/benchmarks/simulator_gap.py [--variants current,gaze-narrow,...]
 
-``--views`` says where the shipped simulator's gap is: the same test on views of
-both sets that keep only one kind of difference (coarse layout and shading,
-texture and edges, or the grey-level histogram)::
+``--views`` says where a simulator's gap is: the same test on views of both sets
+that keep only one kind of difference (coarse layout and shading, texture and
+edges, or the grey-level histogram)::
 
-    python plugins/eyes/benchmarks/simulator_gap.py --views
+    python plugins/eyes/benchmarks/simulator_gap.py --views --variants current,drawn-at-working-size
+
+``--parameters`` asks which of the shipped simulator's scene parameters make an
+eye look real: one classifier, trained on half of the rendered and half of the real
+eyes, scores the other half; for each parameter it prints the mean logit (> 0 =
+judged real) of the rendered eyes in each fifth of that parameter's range, and
+the real eyes' mean logit beside them::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --parameters
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import fields
 
 import kornia
 import numpy as np
 import torch
+from refinekit_eyes.simulator import EyeParams, sample_params
 
 from refinekit.data.heldout import split_real
+from refinekit.data.image_set import to_float
 from refinekit.data.loading import load_dataset
-from refinekit.evaluation.realism import cross_fitted_accuracy
+from refinekit.evaluation.realism import cross_fitted_accuracy, train_classifier
 from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
 RENDER_SEED = 777  # no training run uses it
 VARIANTS: dict[str, list[str]] = {
     "current": [],
+    "drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],  # equalised at 35x55, not resized
     "gaze-narrow": ["synthetic.options.yaw=[-15,15]", "synthetic.options.pitch=[-15,10]"],
     "iris-large": ["synthetic.options.iris_radius=[9.5,12]"],
     "blur-more": ["synthetic.options.blur=[0.8,1.6]"],
@@ -92,21 +104,45 @@ def realism(fake: np.ndarray, real: np.ndarray) -> float:
     return cross_fitted_accuracy("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0)
 
 
+@torch.no_grad()
+def parameter_effects(real: np.ndarray) -> None:
+    """Print, per scene parameter, the classifier's mean logit on rendered eyes by fifth of the parameter."""
+    n = len(real)
+    fake = rendered(VARIANTS["current"], 2 * n)
+    # eyes-sim draws its scenes first from a generator seeded like this one, so these are the scenes of `fake`
+    params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n)
+    model = train_classifier(fake[:n], real[: n // 2], RENDER_SEED)
+    logits = model(to_float(torch.from_numpy(fake[n:]))).numpy()
+    real_logit = float(model(to_float(torch.from_numpy(real[n // 2 :]))).mean())
+    print(f"real eyes' mean logit {real_logit:+.2f}; rendered eyes' {logits.mean():+.2f}")
+    print(f"{'parameter':<18} {'corr':>5}   mean logit by fifth of the parameter, low to high")
+    for name in (field.name for field in fields(EyeParams)):
+        values = getattr(params, name)[n:].float().numpy()
+        if name == "texture_seed" or values.std() == 0:
+            continue
+        fifth = np.digitize(values, np.quantile(values, [0.2, 0.4, 0.6, 0.8]))
+        means = " ".join(f"{logits[fifth == k].mean():+6.2f}" for k in range(5))
+        print(f"{name:<18} {np.corrcoef(values, logits)[0, 1]:+.2f}   {means}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--views", action="store_true", help="score views of the shipped simulator instead")
+    parser.add_argument("--views", action="store_true", help="score each variant's views, not only its images")
+    parser.add_argument("--parameters", action="store_true", help="which scene parameters look real to the test")
     args = parser.parse_args()
     real = training_real()
+    if args.parameters:
+        parameter_effects(real)
+        return
     count = 2 * (len(real) // 2)
-    print(f"{'variant or view':<42} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
-    if args.views:
-        fake = rendered(VARIANTS["current"], count)
-        for name, view in VIEWS.items():
-            print(f"{name:<42} {realism(view(fake), view(real)) * 100:>9.1f}", flush=True)
-    else:
-        for name in args.variants.split(","):
-            print(f"{name:<42} {realism(rendered(VARIANTS[name], count), real) * 100:>9.1f}", flush=True)
+    print(f"{'variant':<64} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
+    views = VIEWS if args.views else {"as drawn": VIEWS["as drawn"]}
+    for name in args.variants.split(","):
+        fake = rendered(VARIANTS[name], count)
+        for view_name, view in views.items():
+            label = f"{name}, {view_name}" if args.views else name
+            print(f"{label:<64} {realism(view(fake), view(real)) * 100:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

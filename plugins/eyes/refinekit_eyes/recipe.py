@@ -15,7 +15,9 @@ Schedules:
   0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees. DiffAugment
   (translation, cut-out) on D's inputs and a refiner EMA of 0.99 keep the labels
   about twice as well at the same realism (gaze moved 2.6 vs 5.7
-  degrees; ``benchmarks/quality.py``, table in ``docs/quality.md``).
+  degrees; ``benchmarks/quality.py``, table in ``docs/quality.md``). With the
+  simulator drawing at MPIIGaze's 36x60, 3 seeds: realism 95.6 +- 0.1% on
+  held-out real eyes (unrefined 97.5%), gaze moved 2.43 +- 0.24 degrees.
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
   ``PAPER_LR``), batch 512, R pre-trained
