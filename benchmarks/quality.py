@@ -16,6 +16,7 @@ continues with ``--resume``. Run with ``--threads 1`` twice in parallel on 2 cor
     python benchmarks/quality.py --table --runs runs/quality     # print what is there
     python benchmarks/quality.py --ship RUN_DIR --command "..." --machine "..."  # package a long run
     python benchmarks/quality.py --curve RUN_DIR  # score a run's refiner_step_N snapshots (--eval-every)
+    python benchmarks/quality.py --score REFINER  # score one refiner file, e.g. the shipped one
 
 ``--ship`` scores a finished run the same way, copies its refiner into the eyes
 plugin as the ``eyes-simgan`` pretrained refiner with a model card holding those
@@ -275,6 +276,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
     parser.add_argument("--ship", type=Path, default=None, help="package this finished run as the pretrained refiner")
     parser.add_argument("--curve", type=Path, default=None, help="score this run folder's refiner_step_N snapshots")
+    parser.add_argument("--score", type=Path, default=None, help="score this refiner file on the default recipe's data")
     parser.add_argument("--command", default="", help="with --ship: the command that trained the run")
     parser.add_argument("--machine", default="", help="with --ship: the machine and its load")
     args = parser.parse_args()
@@ -282,6 +284,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.ship is not None:
         ship(args.ship, args.runs, args.command, args.machine)
+        return
+    if args.score is not None:
+        scores = Judge(args.runs).score(config_of("default", 0, args.extra), args.score)
+        print(f"{args.score}: realism {scores['realism'] * 100:.1f}%, gaze moved {scores['gaze_moved_deg']:.2f} deg "
+              f"(unrefined {scores['synthetic_realism'] * 100:.1f}%), on the default recipe's evaluation data")
         return
     if args.curve is not None:
         print_curve(args.curve, args.runs)

@@ -104,7 +104,6 @@ def realism(fake: np.ndarray, real: np.ndarray) -> float:
     return cross_fitted_accuracy("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0)
 
 
-@torch.no_grad()
 def parameter_effects(real: np.ndarray) -> None:
     """Print, per scene parameter, the classifier's mean logit on rendered eyes by fifth of the parameter."""
     n = len(real)
@@ -112,8 +111,9 @@ def parameter_effects(real: np.ndarray) -> None:
     # eyes-sim draws its scenes first from a generator seeded like this one, so these are the scenes of `fake`
     params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n)
     model = train_classifier(fake[:n], real[: n // 2], RENDER_SEED)
-    logits = model(to_float(torch.from_numpy(fake[n:]))).numpy()
-    real_logit = float(model(to_float(torch.from_numpy(real[n // 2 :]))).mean())
+    with torch.no_grad():
+        logits = model(to_float(torch.from_numpy(fake[n:]))).numpy()
+        real_logit = float(model(to_float(torch.from_numpy(real[n // 2 :]))).mean())
     print(f"real eyes' mean logit {real_logit:+.2f}; rendered eyes' {logits.mean():+.2f}")
     print(f"{'parameter':<18} {'corr':>5}   mean logit by fifth of the parameter, low to high")
     for name in (field.name for field in fields(EyeParams)):
