@@ -87,6 +87,15 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # the simulator before it drew each eye at MPIIGaze's 36x60 and resized it like the real patches
     "default-drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],
     "default-reg-1": ["reg_weight=1.0"],  # a looser L1 leash than the recipe's 2.0
+    "default-least-squares": ["adversarial.loss='least-squares'"],
+    "default-hinge": ["adversarial.loss='hinge'"],
+    "default-refiner-narrow": ["refiner.options.features=32"],  # the paper's width is 64
+    "default-refiner-deep": ["refiner.options.blocks=8"],  # the paper's depth is 4 ResNet blocks
+    "default-lr-1e-3": ["optim.lr_refiner=1e-3", "optim.lr_discriminator=1e-3"],  # twice the recipe's 5e-4
+    "default-buffer-small": ["buffer_size=160"],  # 10 batches of history instead of 100
+    "default-k-g-2": ["schedule.k_g=2"],  # two R steps per D step, as the paper's schedule
+    "default-global-d": ["discriminator.name='global'"],  # one decision per image, not per patch
+    "default-multi-scale-d": ["discriminator.name='multi-scale'"],  # patches of the image pooled by 1, 2, 4
 }
 
 

@@ -94,7 +94,7 @@ def test_plugins_json_lists_built_ins_with_components_and_hooks(tiny_domain) -> 
     assert set(DEFAULT_PLUGINS) <= set(plugins)
     assert plugins["refiners"]["components"] == {"refiner": ["simgan-resnet", "timm-unet"]}
     assert plugins["refiners"]["hooks"] == ["register_refiners"]
-    assert plugins["discriminators"]["components"] == {"discriminator": ["local-patch", "global"]}
+    assert plugins["discriminators"]["components"] == {"discriminator": ["local-patch", "global", "multi-scale"]}
     assert plugins["tiny-domain"]["components"] == {"dataset": ["tiny"], "recipe": ["tiny"]}
     assert payload["problems"] == []
 

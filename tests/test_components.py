@@ -75,6 +75,10 @@ class TestGlobalContract(DiscriminatorContract):
     name = "global"
 
 
+class TestMultiScaleContract(DiscriminatorContract):
+    name = "multi-scale"
+
+
 class TestL1Contract(RegularizerContract):
     name = "l1"
 
@@ -154,6 +158,30 @@ def test_local_patch_gives_a_9x14_grid_at_35x55() -> None:
     d = create_discriminator("local-patch", channels=1)
     assert d(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 9, 14)
     assert create_discriminator("global", channels=1)(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 1, 1)
+
+
+def test_multi_scale_stacks_one_grid_per_scale_at_the_local_grid_size() -> None:
+    d = create_discriminator("multi-scale", channels=1, scales=[1, 2])
+    assert d(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 18, 14)
+
+
+def test_multi_scale_coarse_patches_see_across_the_eye_and_local_ones_do_not() -> None:
+    torch.manual_seed(0)
+    d = create_discriminator("multi-scale", channels=1, scales=[1, 4]).eval()
+    image = torch.zeros(1, 1, 35, 55, requires_grad=True)
+    d(image)[0, :, 4, 7].sum().backward()  # the centre patch of the full-scale grid
+    local_reach = image.grad[0, 0].abs() > 0
+    image.grad = None
+    d(image)[0, :, 9 + 4, 7].sum().backward()  # the same position of the pooled-by-4 grid
+    coarse_reach = image.grad[0, 0].abs() > 0
+    assert not local_reach[:, 0].any() and not local_reach[:, -1].any()  # no eye corner
+    assert coarse_reach[:, :2].any() and coarse_reach[:, -2:].any()  # both image edges
+
+
+@pytest.mark.parametrize("scales", [[], [0], [1, 2.5], [True]])
+def test_multi_scale_refuses_scales_that_are_not_pooling_factors(scales: list) -> None:
+    with pytest.raises(ConfigError, match=r"discriminator\.options\.scales must be .* got"):
+        create_discriminator("multi-scale", channels=1, scales=scales)
 
 
 def test_discriminator_channel_convention() -> None:

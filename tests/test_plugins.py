@@ -25,7 +25,7 @@ from refinekit.plugins.registry import (
 
 BUILT_IN_COMPONENTS = {
     "refiners": {"refiner": ["simgan-resnet", "timm-unet"]},
-    "discriminators": {"discriminator": ["local-patch", "global"]},
+    "discriminators": {"discriminator": ["local-patch", "global", "multi-scale"]},
     "regularizers": {"regularizer": ["l1", "feature"]},
     "datasets": {"dataset": ["image-folder"]},
     "recipes": {"recipe": ["simgan"]},

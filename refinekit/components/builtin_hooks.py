@@ -41,6 +41,11 @@ class Discriminators:
             "refinekit.components.discriminators:GlobalDiscriminator",
             "One real/refined decision per image",
         )
+        register(
+            "multi-scale",
+            "refinekit.components.discriminators:MultiScaleDiscriminator",
+            "Local patch discriminators on the image pooled by 1, 2 and 4: patches up to the whole eye",
+        )
 
 
 class Regularizers:
