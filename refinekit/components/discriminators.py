@@ -109,7 +109,9 @@ class MultiScaleDiscriminator(nn.Module):
         self.trunks = nn.ModuleList(LocalPatchDiscriminator(channels, widths, spectral_norm) for _ in self.scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grids = [trunk(x if s == 1 else F.avg_pool2d(x, s, ceil_mode=True)) for s, trunk in zip(self.scales, self.trunks)]
+        grids = [
+            trunk(x if s == 1 else F.avg_pool2d(x, s, ceil_mode=True)) for s, trunk in zip(self.scales, self.trunks)
+        ]
         size = grids[0].shape[-2:]
         return torch.cat([F.interpolate(g, size=size, mode="nearest") if g.shape[-2:] != size else g for g in grids], 2)
 
