@@ -20,8 +20,8 @@ Schedules:
   held-out real eyes (unrefined 97.5%), gaze moved 2.43 +- 0.24 degrees. No one
   change measured clearly better over 3 seeds: the ``multi-scale`` discriminator,
   a narrower refiner, the hinge or least-squares loss, twice the learning rate,
-  or a smaller history buffer (better means on both counts, within the spread;
-  ``default-*`` rows in docs/quality.md).
+  or a smaller history buffer (better means on 3 seeds, the default's realism on
+  4; ``default-*`` rows in docs/quality.md).
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
   ``PAPER_LR``), batch 512, R pre-trained
