@@ -51,10 +51,6 @@ VARIANTS: dict[str, list[str]] = {
     "blur-more": ["synthetic.options.blur=[0.8,1.6]"],
     "texture-less": ["synthetic.options.texture=[0,0.4]"],
     "noise-less": ["synthetic.options.noise=[0,0.002]"],
-    "pitch-down": ["synthetic.options.pitch=[-25,10]"],
-    "lids-lower": ["synthetic.options.openness=[0.55,0.9]"],
-    "eyes-wider": ["synthetic.options.eye_width=[46,54]"],
-    "texture-more": ["synthetic.options.texture=[0.5,2.5]"],
     "all-of-the-above": [
         "synthetic.options.yaw=[-15,15]",
         "synthetic.options.pitch=[-15,10]",
