@@ -22,6 +22,13 @@ judged real) of the rendered eyes in each fifth of that parameter's range, and
 the real eyes' mean logit beside them::
 
     python plugins/eyes/benchmarks/simulator_gap.py --parameters
+
+``--statistics`` prints the two figures the simulator's layout was fitted to, for
+each variant beside the real eyes: the mean grey level of every other image row
+(after equalisation, where brightness sits from brow to cheek) and percentiles of
+the iris's position (the darkest 9x9 window)::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --statistics --variants current,previous-version
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
-from refinekit_eyes.simulator import EyeParams, sample_params
+from refinekit_eyes.simulator import PREVIOUS_VERSION, EyeParams, sample_params
 
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import to_float
@@ -43,8 +50,9 @@ from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
 RENDER_SEED = 777  # no training run uses it
-VARIANTS: dict[str, list[str]] = {
-    "current": [],
+PREVIOUS = [f"synthetic.options.{name}=[{low},{high}]" for name, (low, high) in PREVIOUS_VERSION.items()]
+# The range variants were measured on the previous simulator, so they change it, not the current one.
+RANGE_CHANGES: dict[str, list[str]] = {
     "drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],  # equalised at 35x55, not resized
     "gaze-narrow": ["synthetic.options.yaw=[-15,15]", "synthetic.options.pitch=[-15,10]"],
     "iris-large": ["synthetic.options.iris_radius=[9.5,12]"],
@@ -59,6 +67,11 @@ VARIANTS: dict[str, list[str]] = {
         "synthetic.options.texture=[0,0.4]",
         "synthetic.options.noise=[0,0.002]",
     ],
+}
+VARIANTS: dict[str, list[str]] = {
+    "current": [],
+    "previous-version": PREVIOUS,
+    **{name: [*PREVIOUS, *change] for name, change in RANGE_CHANGES.items()},
 }
 
 
@@ -104,6 +117,18 @@ def realism(fake: np.ndarray, real: np.ndarray) -> float:
     return cross_fitted_accuracy("gap", fake[:half], real[:half], fake[half : 2 * half], real[half : 2 * half], 0)
 
 
+def print_statistics(name: str, images: np.ndarray) -> None:
+    """Mean grey level of every other row, and the iris position's 5/25/50/75/95th percentiles."""
+    grey = torch.from_numpy(images[:, :1]).float()
+    rows = grey.mean(dim=(0, 1, 3))[::2].round().int().tolist()
+    smooth = torch.nn.functional.avg_pool2d(grey, 9, stride=1, padding=4, count_include_pad=False)[:, 0]
+    darkest = smooth.flatten(1).argmin(1)
+    y, x = (darkest // smooth.shape[2]).float(), (darkest % smooth.shape[2]).float()
+    q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
+    print(f"{name}: row means {rows}")
+    print(f"{name}: iris x percentiles {torch.quantile(x, q).tolist()}, y {torch.quantile(y, q).tolist()}", flush=True)
+
+
 def parameter_effects(real: np.ndarray) -> None:
     """Print, per scene parameter, the classifier's mean logit on rendered eyes by fifth of the parameter."""
     n = len(real)
@@ -130,8 +155,14 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--views", action="store_true", help="score each variant's views, not only its images")
     parser.add_argument("--parameters", action="store_true", help="which scene parameters look real to the test")
+    parser.add_argument("--statistics", action="store_true", help="row brightness and iris position, beside real")
     args = parser.parse_args()
     real = training_real()
+    if args.statistics:
+        print_statistics("real", real)
+        for name in args.variants.split(","):
+            print_statistics(name, rendered(VARIANTS[name], len(real)))
+        return
     if args.parameters:
         parameter_effects(real)
         return

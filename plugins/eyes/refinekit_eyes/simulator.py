@@ -11,6 +11,9 @@ batch in torch, from a handful of random parameters:
 * the eyeball inside the lids: a bright sclera shaded towards the corners and under
   the upper lid, an iris disc with radial streaks and a dark limbus ring, a pupil
   and a corneal glint.
+* the skin's relief around the lids: a bright band under the lower lid with a
+  fold line below it, a bright upper lid between lashes and crease, a bright brow
+  bone, and blotches and horizontal lines larger than the pores;
 * the skin's texture (pores and wrinkles at two scales, hair in the brow) and the
   camera: lens blur, sensor noise, and a gain that saturates bright skin to flat
   white, as in many real MPIIGaze patches. None of these moves a landmark, so the
@@ -26,7 +29,7 @@ along the direction it moves. Gaze uses the MPIIGaze convention of
 pitch up, positive yaw towards the image left.
 
 Geometry is laid out in a 60x36 reference frame matching the MPIIGaze
-normalised patches (eye corners 42-52 px apart, iris radius 7.5-10 px, eye centre
+normalised patches (eye corners 42-52 px apart, iris radius 9-12 px, eye centre
 a little above the middle; tuned by comparing sample grids and mean images with
 the embedded real sample) and stretched to the requested size, as the real 36x60
 patches are resized to 35x55. The upper eyelid follows vertical gaze, as real lids
@@ -70,7 +73,10 @@ class SimulatorRanges:
 
     Args:
         pitch: gaze pitch (up is positive); MPIIGaze spans about +-25.
-        yaw: gaze yaw (towards image left is positive); MPIIGaze spans about +-30.
+        yaw: gaze yaw (towards image left is positive). MPIIGaze's labels span about +-30,
+            but +-15 puts the iris where it sits in the embedded real eyes: the 5th to
+            95th percentile of its horizontal position is 22-32 px, the real eyes'
+            23-32, where +-30 gave 20-34 (``simulator_gap.py --statistics``).
         eye_width: distance between the eye corners.
         openness: scales the upper eyelid's height (1 = wide open).
         iris_radius: radius of the iris disc.
@@ -80,32 +86,60 @@ class SimulatorRanges:
         roll: in-plane head rotation.
         shift: offset of the eye centre in x and y (head position).
         sclera: sclera brightness relative to the skin (below 1: skin brighter, as in
-            over-exposed real patches).
+            over-exposed real patches; the real eyes' sclera is mostly near white).
         texture: strength of the skin texture (pores, wrinkles) and eyebrow hair.
         exposure: camera gain; above 1 the brightest skin saturates to flat white.
         blur: Gaussian blur sigma in reference pixels (the real patches are upscaled, soft).
         noise: standard deviation of per-pixel sensor noise, in [0, 1] grey levels.
+        under_eye: brightening of the skin below the lower lid, its edge following the lid's curve.
+        lower_fold: darkness of the fold line that follows the lower lid a few pixels below it.
+        lid_highlight: brightening of the upper lid's skin between the lash line and the crease.
+        brow_bone: brightening of the skin above the crease, up to the brow.
+        wrinkles: strength of the skin's larger-scale texture (blotches and horizontal lines).
+
+    :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
+    before the lids' relief, the larger iris, the brighter sclera and the narrower
+    yaw, bit for bit: the new terms are drawn after every earlier parameter and add
+    exactly zero when their range is ``(0, 0)``.
     """
 
     pitch: tuple[float, float] = (-25.0, 25.0)
-    yaw: tuple[float, float] = (-30.0, 30.0)
+    yaw: tuple[float, float] = (-15.0, 15.0)
     eye_width: tuple[float, float] = (42.0, 52.0)
     openness: tuple[float, float] = (0.7, 1.0)
-    iris_radius: tuple[float, float] = (7.5, 10.0)
+    iris_radius: tuple[float, float] = (9.0, 12.0)
     iris_brightness: tuple[float, float] = (0.03, 0.25)
     skin_tone: tuple[float, float] = (0.45, 0.72)
     lighting: tuple[float, float] = (0.0, 0.15)
     roll: tuple[float, float] = (-8.0, 8.0)
     shift: tuple[float, float] = (-2.5, 2.5)
-    sclera: tuple[float, float] = (0.9, 1.25)
+    sclera: tuple[float, float] = (1.15, 1.5)
     texture: tuple[float, float] = (0.0, 1.0)
     exposure: tuple[float, float] = (1.1, 1.7)
     blur: tuple[float, float] = (0.3, 1.1)
     noise: tuple[float, float] = (0.0, 0.008)
+    under_eye: tuple[float, float] = (0.0, 0.25)
+    lower_fold: tuple[float, float] = (0.0, 0.15)
+    lid_highlight: tuple[float, float] = (0.0, 0.15)
+    brow_bone: tuple[float, float] = (0.0, 0.25)
+    wrinkles: tuple[float, float] = (0.0, 1.0)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+PREVIOUS_VERSION: dict[str, tuple[float, float]] = {
+    "yaw": (-30.0, 30.0),
+    "iris_radius": (7.5, 10.0),
+    "sclera": (0.9, 1.25),
+    "under_eye": (0.0, 0.0),
+    "lower_fold": (0.0, 0.0),
+    "lid_highlight": (0.0, 0.0),
+    "brow_bone": (0.0, 0.0),
+    "wrinkles": (0.0, 0.0),
+}
+"""Ranges that draw the previous simulator (before the lids' relief), for comparisons and old refiners."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +184,11 @@ class EyeParams:
     blur: torch.Tensor
     noise: torch.Tensor
     texture_seed: torch.Tensor
+    under_eye: torch.Tensor
+    lower_fold: torch.Tensor
+    lid_highlight: torch.Tensor
+    brow_bone: torch.Tensor
+    wrinkles: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -212,6 +251,11 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         blur=ranged("blur"),
         noise=ranged("noise"),
         texture_seed=torch.randint(0, 2**31 - 1, (count,), generator=generator),
+        under_eye=ranged("under_eye"),
+        lower_fold=ranged("lower_fold"),
+        lid_highlight=ranged("lid_highlight"),
+        brow_bone=ranged("brow_bone"),
+        wrinkles=ranged("wrinkles"),
     )
 
 
@@ -404,8 +448,40 @@ def _skin(
     brow = p["brow_darkness"] * torch.sigmoid((p["brow_y"] - y) / 1.5) * (1 + 0.6 * p["texture"] * hair)
     skin = p["skin_tone"] + light - shadow - crease - lash - lower_line + cheek + brow_bone - brow
     skin = skin + 0.012 * p["texture"] * pores  # small: equalisation stretches flat skin many times
+    skin = skin + _lid_relief(p, t, v, upper, lower, crease_v, wide, size)
     # Saturate softly: a hard clip would leave flat white plateaus that equalisation turns into edges.
     return 1 - torch.nn.functional.softplus((1 - skin) * 12) / 12
+
+
+def _lid_relief(
+    p: dict[str, torch.Tensor],
+    t: torch.Tensor,
+    v: torch.Tensor,
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+    crease_v: torch.Tensor,
+    wide: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """The skin's relief around the lids, which real eyes show and a flat skin lacks.
+
+    A bright band that follows the lower lid with a fold line below it, a bright
+    upper lid below the crease and a brow bone above it, and blotches and horizontal
+    lines larger than the pores. Each term is exactly zero when its parameter is, so
+    :data:`PREVIOUS_VERSION` draws the previous simulator bit for bit.
+    """
+    below = v - lower  # > 0 under the lower lid's margin, following its curve
+    under_wide = (1 - (t / 1.4) ** 2).clamp(min=0)
+    under_eye = p["under_eye"] * torch.sigmoid((below - 2.5) / 1.5)
+    seed = p["texture_seed"]
+    height, width = size
+    lines = value_noise(seed + 5, size, (max(height // 2, 2), max(width // 10, 2)))  # fast across, slow along
+    fold = p["lower_fold"] * _falloff(((below - 5.0) / 0.9) ** 2) * under_wide * (1 + 0.5 * lines)
+    lid = p["lid_highlight"] * torch.sigmoid((v - crease_v - 0.8) / 0.6) * torch.sigmoid((upper - 1.5 - v) / 0.6)
+    brow_bone = p["brow_bone"] * torch.sigmoid((crease_v - 2.0 - v) / 2.0)
+    blotches = value_noise(seed + 4, size, (max(height // 6, 2), max(width // 6, 2)))
+    wrinkles = p["wrinkles"] * (0.03 * blotches + 0.02 * lines)
+    return under_eye - fold + lid * wide + brow_bone + wrinkles
 
 
 def _camera(image: torch.Tensor, p: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:

@@ -6,10 +6,13 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
+from refinekit_eyes import simulator
 from refinekit_eyes.gaze import pitch_yaw_to_vector, vector_to_pitch_yaw
 from refinekit_eyes.simulator import (
     CAMERA_SIZE,
+    PREVIOUS_VERSION,
     EyeParams,
     SimulatorRanges,
     equalize_histograms,
@@ -79,6 +82,9 @@ def _steady_eye(pitch_deg: list[float], yaw_deg: list[float]) -> EyeParams:
         lash_darkness=torch.full((n,), 0.2),
         brow_darkness=torch.zeros(n),
         iris_brightness=torch.full((n,), 0.08),
+        iris_radius=torch.full((n,), 8.5),  # inside the open lids at every gaze tested
+        lower_fold=torch.zeros(n),  # the only dark part is the iris
+        wrinkles=torch.zeros(n),
         # a clean camera: the geometry is under test, not blur, noise or saturation
         blur=torch.zeros(n),
         noise=torch.zeros(n),
@@ -175,3 +181,63 @@ def test_images_go_through_the_real_patches_pipeline() -> None:
         torch.testing.assert_close(labels[key], direct[key], atol=1e-4, rtol=0)
     assert not torch.allclose(labels["landmarks"], camera_labels["landmarks"])
     torch.testing.assert_close(labels["pitch_yaw"], camera_labels["pitch_yaw"])
+
+
+RELIEF = ("under_eye", "lower_fold", "lid_highlight", "brow_bone", "wrinkles")
+
+
+def _with(params: EyeParams, **values: float) -> EyeParams:
+    """``params`` with the named fields set to one value for every image."""
+    return dataclasses.replace(params, **{name: torch.full_like(params.pitch, v) for name, v in values.items()})
+
+
+def test_lid_relief_changes_the_skin_where_it_says_and_never_the_labels() -> None:
+    scenes = _with(
+        sample_params(torch.Generator().manual_seed(6), 16),
+        roll=0.0,
+        skin_tone=0.5,
+        exposure=1.0,
+        noise=0.0,
+        **dict.fromkeys(RELIEF, 0.0),
+    )  # unrotated, unsaturated, no relief: each term alone below
+    flat, flat_labels = render(scenes, SIZE)
+
+    def change(**values: float) -> tuple[float, float]:
+        """Mean grey-level change in the top and the bottom quarter of the image."""
+        images, labels = render(_with(scenes, **values), SIZE)
+        assert all(torch.equal(labels[k], flat_labels[k]) for k in labels)
+        diff = images - flat
+        quarter = SIZE[0] // 4
+        return float(diff[:, :quarter].mean()), float(diff[:, -quarter:].mean())
+
+    top, bottom = change(under_eye=0.2)
+    assert bottom > 0.1 and abs(top) < 0.01  # the cheek under the lower lid, not the brow
+    top, bottom = change(brow_bone=0.2)
+    assert top > 0.1 and abs(bottom) < 0.01
+    _, bottom = change(lower_fold=0.15)
+    assert bottom < 0  # a dark line under the lower lid
+    images, _ = render(_with(scenes, lid_highlight=0.15), SIZE)
+    assert float((images - flat).max()) > 0.05 and float((images - flat).min()) >= 0  # only brightens
+    images, _ = render(_with(scenes, wrinkles=1.0), SIZE)
+    assert float((images - flat).std()) > 0.005  # a texture, not a shift
+
+
+def test_previous_version_ranges_keep_every_other_scene_parameter() -> None:
+    """The new parameters are drawn after the old ones, so a seed's scenes only differ in what changed."""
+    now = sample_params(torch.Generator().manual_seed(9), 32)
+    before = sample_params(torch.Generator().manual_seed(9), 32, SimulatorRanges(**PREVIOUS_VERSION))
+    changed = {"sclera_brightness" if name == "sclera" else name for name in PREVIOUS_VERSION}
+    for field in dataclasses.fields(EyeParams):
+        same = torch.equal(getattr(now, field.name), getattr(before, field.name))
+        assert same == (field.name not in changed), field.name
+    for name in RELIEF:
+        assert getattr(before, name).abs().max() == 0
+
+
+def test_relief_at_zero_adds_exactly_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the previous stream of parameters (above), this is what makes PREVIOUS_VERSION bit-exact."""
+    scenes = _with(sample_params(torch.Generator().manual_seed(2), 8), **dict.fromkeys(RELIEF, 0.0))
+    with_relief, _ = render(scenes, SIZE)
+    monkeypatch.setattr(simulator, "_lid_relief", lambda *args: 0.0)
+    without, _ = render(scenes, SIZE)
+    assert torch.equal(with_relief, without)
