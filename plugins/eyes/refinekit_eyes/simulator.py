@@ -29,7 +29,7 @@ along the direction it moves. Gaze uses the MPIIGaze convention of
 pitch up, positive yaw towards the image left.
 
 Geometry is laid out in a 60x36 reference frame matching the MPIIGaze
-normalised patches (eye corners 42-52 px apart, iris radius 9-12 px, eye centre
+normalised patches (eye corners 42-52 px apart, iris radius 7.5-10 px, eye centre
 a little above the middle; tuned by comparing sample grids and mean images with
 the embedded real sample) and stretched to the requested size, as the real 36x60
 patches are resized to 35x55. The upper eyelid follows vertical gaze, as real lids
@@ -73,10 +73,7 @@ class SimulatorRanges:
 
     Args:
         pitch: gaze pitch (up is positive); MPIIGaze spans about +-25.
-        yaw: gaze yaw (towards image left is positive). MPIIGaze's labels span about +-30,
-            but +-15 puts the iris where it sits in the embedded real eyes: the 5th to
-            95th percentile of its horizontal position is 22-32 px, the real eyes'
-            23-32, where +-30 gave 20-34 (``simulator_gap.py --statistics``).
+        yaw: gaze yaw (towards image left is positive); MPIIGaze spans about +-30.
         eye_width: distance between the eye corners.
         openness: scales the upper eyelid's height (1 = wide open).
         iris_radius: radius of the iris disc.
@@ -86,7 +83,7 @@ class SimulatorRanges:
         roll: in-plane head rotation.
         shift: offset of the eye centre in x and y (head position).
         sclera: sclera brightness relative to the skin (below 1: skin brighter, as in
-            over-exposed real patches; the real eyes' sclera is mostly near white).
+            over-exposed real patches).
         texture: strength of the skin texture (pores, wrinkles) and eyebrow hair.
         exposure: camera gain; above 1 the brightest skin saturates to flat white.
         blur: Gaussian blur sigma in reference pixels (the real patches are upscaled, soft).
@@ -98,22 +95,21 @@ class SimulatorRanges:
         wrinkles: strength of the skin's larger-scale texture (blotches and horizontal lines).
 
     :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
-    before the lids' relief, the larger iris, the brighter sclera and the narrower
-    yaw, bit for bit: the new terms are drawn after every earlier parameter and add
-    exactly zero when their range is ``(0, 0)``.
+    before the lids' relief, bit for bit: the relief's parameters are drawn after
+    every earlier one and add exactly zero when their range is ``(0, 0)``.
     """
 
     pitch: tuple[float, float] = (-25.0, 25.0)
-    yaw: tuple[float, float] = (-15.0, 15.0)
+    yaw: tuple[float, float] = (-30.0, 30.0)
     eye_width: tuple[float, float] = (42.0, 52.0)
     openness: tuple[float, float] = (0.7, 1.0)
-    iris_radius: tuple[float, float] = (9.0, 12.0)
+    iris_radius: tuple[float, float] = (7.5, 10.0)
     iris_brightness: tuple[float, float] = (0.03, 0.25)
     skin_tone: tuple[float, float] = (0.45, 0.72)
     lighting: tuple[float, float] = (0.0, 0.15)
     roll: tuple[float, float] = (-8.0, 8.0)
     shift: tuple[float, float] = (-2.5, 2.5)
-    sclera: tuple[float, float] = (1.15, 1.5)
+    sclera: tuple[float, float] = (0.9, 1.25)
     texture: tuple[float, float] = (0.0, 1.0)
     exposure: tuple[float, float] = (1.1, 1.7)
     blur: tuple[float, float] = (0.3, 1.1)
@@ -130,9 +126,6 @@ class SimulatorRanges:
 
 
 PREVIOUS_VERSION: dict[str, tuple[float, float]] = {
-    "yaw": (-30.0, 30.0),
-    "iris_radius": (7.5, 10.0),
-    "sclera": (0.9, 1.25),
     "under_eye": (0.0, 0.0),
     "lower_fold": (0.0, 0.0),
     "lid_highlight": (0.0, 0.0),
