@@ -58,14 +58,15 @@ GAZE_SEED = 1234
 EVAL_SEED = 0
 
 PREVIOUS_SIMULATOR = [f"synthetic.options.{name}=[{low},{high}]" for name, (low, high) in PREVIOUS_VERSION.items()]
-"""The simulator before the lids' relief, the larger iris, the brighter sclera and the narrower yaw, bit for bit."""
+"""The eye simulator before the lids' relief, bit for bit: the one every older row was measured with."""
 SIMULATOR_V1 = [  # the eye simulator before skin texture, exposure, blur and noise
     "synthetic.options.sclera=[1.1,1.4]", "synthetic.options.texture=[0,0]", "synthetic.options.exposure=[1,1]",
     "synthetic.options.blur=[0,0]", "synthetic.options.noise=[0,0]",
 ]
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
-    *PREVIOUS_SIMULATOR, "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]", "adversarial.r1_weight=0", "refiner_ema=0",
-    "discriminator.options.spectral_norm=false", "adversarial.loss='cross-entropy'",
+    *PREVIOUS_SIMULATOR, "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]",
+    "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
+    "adversarial.loss='cross-entropy'",
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);
 # "default" is the recipe exactly as it ships.
