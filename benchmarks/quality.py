@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION
+from refinekit_eyes.simulator import PREVIOUS_VERSION, range_overrides
 from safetensors.torch import load_file, save_file
 
 from refinekit.config import TrainConfig
@@ -57,7 +57,7 @@ EVAL_SYNTHETIC = 1000  # per half: the classifier trains on one half and is test
 GAZE_SEED = 1234
 EVAL_SEED = 0
 
-PREVIOUS_SIMULATOR = [f"synthetic.options.{name}=[{low},{high}]" for name, (low, high) in PREVIOUS_VERSION.items()]
+PREVIOUS_SIMULATOR = range_overrides(PREVIOUS_VERSION)
 """The eye simulator before the lids' relief, bit for bit: the one every older row was measured with."""
 SIMULATOR_V1 = [  # the eye simulator before skin texture, exposure, blur and noise
     "synthetic.options.sclera=[1.1,1.4]", "synthetic.options.texture=[0,0]", "synthetic.options.exposure=[1,1]",

@@ -40,7 +40,7 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION, EyeParams, sample_params
+from refinekit_eyes.simulator import PREVIOUS_VERSION, EyeParams, range_overrides, sample_params
 
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import to_float
@@ -50,7 +50,7 @@ from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
 RENDER_SEED = 777  # no training run uses it
-PREVIOUS = [f"synthetic.options.{name}=[{low},{high}]" for name, (low, high) in PREVIOUS_VERSION.items()]
+PREVIOUS = range_overrides(PREVIOUS_VERSION)
 # The range variants were measured on the previous simulator, so they change it, not the current one.
 RANGE_CHANGES: dict[str, list[str]] = {
     "drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],  # equalised at 35x55, not resized

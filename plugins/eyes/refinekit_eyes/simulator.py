@@ -135,6 +135,11 @@ PREVIOUS_VERSION: dict[str, tuple[float, float]] = {
 """Ranges that draw the previous simulator (before the lids' relief), for comparisons and old refiners."""
 
 
+def range_overrides(ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """``--set`` strings that give a run's synthetic ``eyes-sim`` data these ranges, e.g. :data:`PREVIOUS_VERSION`."""
+    return [f"synthetic.options.{name}=[{low},{high}]" for name, (low, high) in ranges.items()]
+
+
 @dataclass(frozen=True)
 class EyeParams:
     """Per-image scene parameters, each a (N,) tensor; reference-frame pixels, radians."""

@@ -16,6 +16,7 @@ from refinekit_eyes.simulator import (
     EyeParams,
     SimulatorRanges,
     equalize_histograms,
+    range_overrides,
     render,
     sample_params,
     simulate_eyes,
@@ -23,6 +24,7 @@ from refinekit_eyes.simulator import (
 )
 
 from refinekit.data.image_set import resize_uint8
+from refinekit.training.setup import resolve_config
 
 SIZE = (35, 55)
 
@@ -239,3 +241,10 @@ def test_relief_at_zero_adds_exactly_nothing(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(simulator, "_lid_relief", lambda *args: 0.0)
     without, _ = render(scenes, SIZE)
     assert torch.equal(with_relief, without)
+
+
+def test_range_overrides_select_the_ranges_in_a_runs_config() -> None:
+    """The benchmarks pin the previous simulator through ``--set`` strings; these must reach the dataset's options."""
+    config = resolve_config("eyes-simgan", overrides=range_overrides(PREVIOUS_VERSION))
+    assert config.synthetic.name == "eyes-sim"
+    assert {name: tuple(config.synthetic.options[name]) for name in PREVIOUS_VERSION} == PREVIOUS_VERSION
