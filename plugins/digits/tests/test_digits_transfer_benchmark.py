@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -14,15 +15,7 @@ from refinekit.training.setup import resolve_config
 
 TRANSFER_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "transfer.py"
 
-
-def _transfer():
-    spec = importlib.util.spec_from_file_location("transfer_benchmark", TRANSFER_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-transfer = _transfer()
+transfer = SimpleNamespace(**runpy.run_path(str(TRANSFER_SCRIPT)))
 
 
 def test_validation_digits_are_the_ones_the_recipes_discriminator_never_sees() -> None:

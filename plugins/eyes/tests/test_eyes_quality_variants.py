@@ -6,22 +6,15 @@ training run, minutes into a comparison.
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 QUALITY_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "quality.py"
 
-
-def _quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", QUALITY_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-quality = _quality()
+quality = SimpleNamespace(**runpy.run_path(str(QUALITY_SCRIPT)))
 
 
 @pytest.mark.parametrize("variant", [*quality.SHIPPED_VARIANTS, *quality.VARIANTS])
