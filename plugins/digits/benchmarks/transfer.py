@@ -99,8 +99,10 @@ def compare(
     return "\n".join(lines), results
 
 
-def ship(run_dir: Path, table: str, command: str, machine: str) -> None:
+def ship(run_dir: Path, table: str, command: str, machine: str, note: str) -> None:
     """Package ``run_dir``'s refiner as the plugin's ``digits-simgan`` pretrained refiner, ``table`` in its card."""
+    seed = json.loads((run_dir / "config.json").read_text())["seed"]
+    chosen = f"\n- Chosen: {note}" if note else ""
     body = f"""# digits-simgan: pretrained refiner
 
 SimGAN's ResNet refiner (32 features, 3 blocks) trained to turn the `digits-fonts`
@@ -110,12 +112,12 @@ grayscale. Load it with `refinekit.load_refiner("digits-simgan")` or
 
 ## Training
 - Command: `{command}`
-- Data: synthetic `digits-fonts` (seed 0); real: the train split of `mnist-sample`
+- Data: synthetic `digits-fonts` (seed {seed}); real: the train split of `mnist-sample`
   (4,000 MNIST digits) less the 20% held out by `real_holdout`, which D never saw.
   The test split (1,000 digits) is what the table below scores on; no refiner or
   classifier trains on it.
 - Machine: {machine}.
-- The run's full configuration is `digits-simgan.json` beside this card.
+- The run's full configuration is `digits-simgan.json` beside this card.{chosen}
 
 ## Evaluation (`python plugins/digits/benchmarks/transfer.py --ship ...`)
 A small CNN trained on each set, the same budget, seeds and augmentation for each:
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--ship", type=Path, default=None, help="score this run folder's refiner and package it")
     parser.add_argument("--command", default="", help="with --ship: the command that trained the run")
     parser.add_argument("--machine", default="", help="with --ship: the machine and its load")
+    parser.add_argument("--note", default="", help="with --ship: how this run was chosen, for the card")
     args = parser.parse_args()
 
     if args.threads is not None:
@@ -155,7 +158,7 @@ def main() -> None:
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     if args.ship is not None:
-        ship(args.ship, table, args.command, args.machine)
+        ship(args.ship, table, args.command, args.machine, args.note)
 
 
 if __name__ == "__main__":
