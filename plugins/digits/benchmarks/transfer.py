@@ -50,7 +50,9 @@ SCORE_ON = ("test", "validation")
 def refine(refiner_path: Path, images: np.ndarray, batch: int = 1000) -> np.ndarray:
     """``images`` pushed through the exported refiner, back as uint8."""
     refiner = load_refiner(refiner_path)
-    chunks = [to_uint8(refiner(to_float(torch.from_numpy(images[i : i + batch])))) for i in range(0, len(images), batch)]
+    chunks = [
+        to_uint8(refiner(to_float(torch.from_numpy(images[i : i + batch])))) for i in range(0, len(images), batch)
+    ]
     return torch.cat(chunks).numpy()
 
 
@@ -95,7 +97,9 @@ def compare(
     header = f"| training set | {real_set} {score_on} accuracy ({len(test)}), mean ± std over seeds {seeds} |"
     lines = [header, "| --- | --- |"]
     for name, values in results.items():
-        lines.append(f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} ({', '.join(f'{v:.3f}' for v in values)}) |")
+        lines.append(
+            f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} ({', '.join(f'{v:.3f}' for v in values)}) |"
+        )
     return "\n".join(lines), results
 
 
