@@ -33,9 +33,10 @@ from refinekit_digits.mnist_sample import load_mnist_sample
 from refinekit_digits.sklearn_digits import load_sklearn_digits
 
 from refinekit import load_refiner
-from refinekit.config import HoldoutConfig
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import ImageSet, to_float, to_uint8
+from refinekit.evaluation.api import read_run_config
+from refinekit.training.setup import resolve_config
 from refinekit.weights.pretrained import package_refiner
 
 SHAPE = {"channels": 1, "size": (28, 28), "limit": None}
@@ -59,12 +60,12 @@ def refine(refiner_path: Path, images: np.ndarray, batch: int = 1000) -> np.ndar
 def real_splits(real_set: str, score_on: str) -> tuple[ImageSet, ImageSet]:
     """(labelled real digits a classifier may train on, the ones every classifier is scored on).
 
-    ``validation`` splits the train split as the recipe's ``real_holdout`` default
-    does, so the scored digits are ones that the refiner's D never saw either.
+    ``validation`` splits the train split by the ``digits-simgan`` recipe's own
+    ``real_holdout``, so the scored digits are ones that the refiner's D never saw either.
     """
     train = REAL_SETS[real_set](None, seed=0, split="train", **SHAPE)
     if score_on == "validation":
-        return split_real(train, HoldoutConfig())
+        return split_real(train, resolve_config("digits-simgan").real_holdout)
     return train, REAL_SETS[real_set](None, seed=0, split="test", **SHAPE)
 
 
@@ -105,7 +106,7 @@ def compare(
 
 def ship(run_dir: Path, table: str, command: str, machine: str, note: str) -> None:
     """Package ``run_dir``'s refiner as the plugin's ``digits-simgan`` pretrained refiner, ``table`` in its card."""
-    seed = json.loads((run_dir / "config.json").read_text())["seed"]
+    seed = read_run_config(run_dir).seed
     chosen = f"\n- Chosen: {note}" if note else ""
     body = f"""# digits-simgan: pretrained refiner
 
