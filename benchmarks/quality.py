@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION, range_overrides
+from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, range_overrides
 from safetensors.torch import load_file, save_file
 
 from refinekit.config import TrainConfig
@@ -103,6 +103,7 @@ ONE_CHANGE: dict[str, list[str]] = {
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
+    "default-relief-simulator": range_overrides(RELIEF_VERSION),  # the simulator before the side shadow
     "default-previous-simulator": PREVIOUS_SIMULATOR,
     **{name: [*PREVIOUS_SIMULATOR, *change] for name, change in ONE_CHANGE.items()},
 }

@@ -29,6 +29,18 @@ each variant beside the real eyes: the mean grey level of every other image row
 the iris's position (the darkest 9x9 window)::
 
     python plugins/eyes/benchmarks/simulator_gap.py --statistics --variants current,previous-version
+
+It also prints how much darker each image's left edge is than its right (mean
+grey level of the 11 leftmost minus the 11 rightmost columns, per band of 5 rows),
+and the mean grey level of the top 9 rows (crease and brow) per fifth of the width.
+
+``--bands`` asks where in the image the classifier finds its evidence: trained
+once as for ``--parameters``, it scores rendered eyes whose rows in one band are
+replaced by the same rows of a real eye, and real eyes given a rendered band.
+A band that moves the logits far towards the other side is where the simulator
+differs most::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --bands --variants current,relief-version
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION, EyeParams, range_overrides, sample_params
+from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, EyeParams, range_overrides, sample_params
 
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import to_float
@@ -70,6 +82,7 @@ RANGE_CHANGES: dict[str, list[str]] = {
 }
 VARIANTS: dict[str, list[str]] = {
     "current": [],
+    "relief-version": range_overrides(RELIEF_VERSION),  # before the side shadow
     "previous-version": PREVIOUS,
     **{name: [*PREVIOUS, *change] for name, change in RANGE_CHANGES.items()},
 }
@@ -126,7 +139,13 @@ def print_statistics(name: str, images: np.ndarray) -> None:
     y, x = (darkest // smooth.shape[2]).float(), (darkest % smooth.shape[2]).float()
     q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
     print(f"{name}: row means {rows}")
-    print(f"{name}: iris x percentiles {torch.quantile(x, q).tolist()}, y {torch.quantile(y, q).tolist()}", flush=True)
+    print(f"{name}: iris x percentiles {torch.quantile(x, q).tolist()}, y {torch.quantile(y, q).tolist()}")
+    edge = images.shape[3] // 5
+    sides = grey[:, :, :, :edge].mean(dim=(0, 1, 3)) - grey[:, :, :, -edge:].mean(dim=(0, 1, 3))
+    bands = [round(float(band.mean())) for band in sides.split(5)]
+    print(f"{name}: left minus right edge, per band of 5 rows {bands}")
+    top = [round(float(part.mean())) for part in grey[:, :, :9].mean(dim=(0, 1, 2)).tensor_split(5)]
+    print(f"{name}: top 9 rows' mean, per fifth of the width {top}", flush=True)
 
 
 def parameter_effects(real: np.ndarray) -> None:
@@ -150,18 +169,54 @@ def parameter_effects(real: np.ndarray) -> None:
         print(f"{name:<18} {np.corrcoef(values, logits)[0, 1]:+.2f}   {means}", flush=True)
 
 
+BANDS = {
+    "top 0-8": slice(0, 9),
+    "upper lid 9-15": slice(9, 16),
+    "middle 16-22": slice(16, 23),
+    "lower lid 23-28": slice(23, 29),
+    "bottom 29-34": slice(29, 35),
+}  # rows of the 35-row image
+
+
+def band_swaps(name: str, real: np.ndarray) -> None:
+    """Print the mean logit (> 0 = judged real) of rendered eyes given one band of a real eye, and vice versa."""
+    n = len(real) // 2
+    fake = rendered(VARIANTS[name], 2 * n)
+    model = train_classifier(fake[:n], real[:n], RENDER_SEED)
+    fake, real = fake[n : 2 * n], real[n : 2 * n]
+
+    def mean_logit(images: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(model(to_float(torch.from_numpy(images))).mean())
+
+    print(f"{name}: rendered eyes' mean logit {mean_logit(fake):+.2f}, real eyes' {mean_logit(real):+.2f}")
+    for band, rows in BANDS.items():
+        given_real, given_rendered = fake.copy(), real.copy()
+        given_real[:, :, rows], given_rendered[:, :, rows] = real[:, :, rows], fake[:, :, rows]
+        print(
+            f"  {band:<16} rendered with a real band {mean_logit(given_real):+6.2f}, "
+            f"real with a rendered band {mean_logit(given_rendered):+6.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--views", action="store_true", help="score each variant's views, not only its images")
     parser.add_argument("--parameters", action="store_true", help="which scene parameters look real to the test")
     parser.add_argument("--statistics", action="store_true", help="row brightness and iris position, beside real")
+    parser.add_argument("--bands", action="store_true", help="which band of rows the test finds its evidence in")
     args = parser.parse_args()
     real = training_real()
     if args.statistics:
         print_statistics("real", real)
         for name in args.variants.split(","):
             print_statistics(name, rendered(VARIANTS[name], len(real)))
+        return
+    if args.bands:
+        for name in args.variants.split(","):
+            band_swaps(name, real)
         return
     if args.parameters:
         parameter_effects(real)

@@ -16,9 +16,9 @@ Schedules:
   (translation, cut-out) on D's inputs and a refiner EMA of 0.99 keep the labels
   about twice as well at the same realism (gaze moved 2.6 vs 5.7
   degrees; ``benchmarks/quality.py``, table in ``docs/quality.md``). With the
-  simulator drawing at MPIIGaze's 36x60 and the lids' relief, 3 seeds: realism
-  95.6 +- 0.2% on held-out real eyes (unrefined 97.8%), gaze moved 1.74 +- 0.34
-  degrees (2.43 +- 0.24 without the relief). No one
+  simulator drawing at MPIIGaze's 36x60, the lids' relief and the side shadow, 3
+  seeds: realism 94.2 +- 0.3% on held-out real eyes (unrefined 96.2%), gaze moved
+  1.92 +- 0.70 degrees (95.6 +- 0.2% and 1.74 +- 0.34 without the shadow). No one
   change measured clearly better over 3 seeds: the ``multi-scale`` discriminator,
   a narrower refiner, the hinge or least-squares loss, twice the learning rate,
   or a smaller history buffer (better means on 3 seeds, the default's realism on

@@ -14,6 +14,9 @@ batch in torch, from a handful of random parameters:
 * the skin's relief around the lids: a bright band under the lower lid with a
   fold line below it, a bright upper lid between lashes and crease, a bright brow
   bone, and blotches and horizontal lines larger than the pores;
+* a shadow over the image's left side, strongest above the eye: the real patches are
+  about 40 grey levels darker at the top left than at the top right, a place-bound
+  difference that a convolutional refiner, which sees every position alike, cannot add;
 * the skin's texture (pores and wrinkles at two scales, hair in the brow) and the
   camera: lens blur, sensor noise, and a gain that saturates bright skin to flat
   white, as in many real MPIIGaze patches. None of these moves a landmark, so the
@@ -63,6 +66,10 @@ CAMERA_SIZE = (36, 60)  # MPIIGaze's normalised patch (H, W), which the real eye
 PIXEL_LABELS = ("iris_centre", "landmarks")  # labels in pixels, which follow a resize
 MARGIN_POINTS = 16  # as UnityEyes' interior_margin_2d
 IRIS_POINTS = 32  # as UnityEyes' iris_2d
+BATCH_MULTIPLE = 8
+"""Scenes are rendered in batches of a multiple of 8, so no tensor's length leaves a remainder for torch's
+scalar loop, whose sigmoid and atan2 differ from the vectorised ones in the last bit: an image is then
+the same whatever batch it was drawn in."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,12 @@ class SimulatorRanges:
         lid_highlight: brightening of the upper lid's skin between the lash line and the crease.
         brow_bone: brightening of the skin above the crease, up to the brow.
         wrinkles: strength of the skin's larger-scale texture (blotches and horizontal lines).
+        side_shadow: darkening of the skin's left third, full above the eye and a third of it below.
 
     :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
-    before the lids' relief, bit for bit: the relief's parameters are drawn after
-    every earlier one and add exactly zero when their range is ``(0, 0)``.
+    before the lids' relief, and :data:`RELIEF_VERSION` as it was before the side
+    shadow, bit for bit: newer parameters are drawn after every earlier one and add
+    exactly zero when their range is ``(0, 0)``.
     """
 
     pitch: tuple[float, float] = (-25.0, 25.0)
@@ -119,6 +128,7 @@ class SimulatorRanges:
     lid_highlight: tuple[float, float] = (0.0, 0.15)
     brow_bone: tuple[float, float] = (0.0, 0.25)
     wrinkles: tuple[float, float] = (0.0, 1.0)
+    side_shadow: tuple[float, float] = (0.0, 0.3)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -131,8 +141,12 @@ PREVIOUS_VERSION: dict[str, tuple[float, float]] = {
     "lid_highlight": (0.0, 0.0),
     "brow_bone": (0.0, 0.0),
     "wrinkles": (0.0, 0.0),
+    "side_shadow": (0.0, 0.0),
 }
 """Ranges that draw the previous simulator (before the lids' relief), for comparisons and old refiners."""
+
+RELIEF_VERSION: dict[str, tuple[float, float]] = {"side_shadow": (0.0, 0.0)}
+"""Ranges that draw the simulator with the lids' relief, before the side shadow."""
 
 
 def range_overrides(ranges: dict[str, tuple[float, float]]) -> list[str]:
@@ -187,12 +201,22 @@ class EyeParams:
     lid_highlight: torch.Tensor
     brow_bone: torch.Tensor
     wrinkles: torch.Tensor
+    side_shadow: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.pitch)
 
     def slice(self, start: int, stop: int) -> EyeParams:
         return EyeParams(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
+    def padded(self, multiple: int) -> EyeParams:
+        """These scenes, the last one repeated until their number is a multiple of ``multiple``."""
+        extra = -len(self) % multiple
+
+        def pad(values: torch.Tensor) -> torch.Tensor:
+            return torch.cat((values, values[-1:].expand(extra)))
+
+        return EyeParams(**{f.name: pad(getattr(self, f.name)) for f in fields(self)})
 
 
 def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRanges = SimulatorRanges()) -> EyeParams:
@@ -254,6 +278,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         lid_highlight=ranged("lid_highlight"),
         brow_bone=ranged("brow_bone"),
         wrinkles=ranged("wrinkles"),
+        side_shadow=ranged("side_shadow"),
     )
 
 
@@ -330,7 +355,9 @@ def simulate_eyes(
     drawn = size if camera_size is None else (int(camera_size[0]), int(camera_size[1]))
     images, labels = [], []
     for start in range(0, count, chunk):
-        image, label = render(params.slice(start, start + chunk), drawn)
+        scenes = params.slice(start, start + chunk)
+        image, label = render(scenes.padded(BATCH_MULTIPLE), drawn)
+        image, label = image[: len(scenes)], {key: value[: len(scenes)] for key, value in label.items()}
         image = equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8)
         images.append(torch.from_numpy(resize_uint8(image[:, None].numpy(), size)[:, 0]))
         if drawn != size:
@@ -447,6 +474,7 @@ def _skin(
     skin = p["skin_tone"] + light - shadow - crease - lash - lower_line + cheek + brow_bone - brow
     skin = skin + 0.012 * p["texture"] * pores  # small: equalisation stretches flat skin many times
     skin = skin + _lid_relief(p, t, v, upper, lower, crease_v, wide, size)
+    skin = skin - _side_shadow(p, x, y)
     # Saturate softly: a hard clip would leave flat white plateaus that equalisation turns into edges.
     return 1 - torch.nn.functional.softplus((1 - skin) * 12) / 12
 
@@ -480,6 +508,18 @@ def _lid_relief(
     blotches = value_noise(seed + 4, size, (max(height // 6, 2), max(width // 6, 2)))
     wrinkles = p["wrinkles"] * (0.03 * blotches + 0.02 * lines)
     return under_eye - fold + lid * wide + brow_bone + wrinkles
+
+
+def _side_shadow(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Darkening of the skin's left third, full above the eye and about a third of it below.
+
+    Its shape follows the real patches' mean image: left minus right, per band of
+    rows from the top, -43, -47, -38, -17, -15, -15, -8 grey levels
+    (``simulator_gap.py --statistics``). Zero when ``side_shadow`` is.
+    """
+    left = torch.sigmoid((0.3 * REFERENCE_WIDTH - x) / (0.12 * REFERENCE_WIDTH))
+    above = 0.35 + 0.65 * torch.sigmoid((13.0 - y) / 2.5)
+    return p["side_shadow"] * left * above
 
 
 def _camera(image: torch.Tensor, p: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ from refinekit_eyes.gaze import pitch_yaw_to_vector, vector_to_pitch_yaw
 from refinekit_eyes.simulator import (
     CAMERA_SIZE,
     PREVIOUS_VERSION,
+    RELIEF_VERSION,
     EyeParams,
     SimulatorRanges,
     equalize_histograms,
@@ -86,6 +87,7 @@ def _steady_eye(pitch_deg: list[float], yaw_deg: list[float]) -> EyeParams:
         iris_brightness=torch.full((n,), 0.08),
         lower_fold=torch.zeros(n),  # the only dark part is the iris
         wrinkles=torch.zeros(n),
+        side_shadow=torch.zeros(n),
         # a clean camera: the geometry is under test, not blur, noise or saturation
         blur=torch.zeros(n),
         noise=torch.zeros(n),
@@ -223,14 +225,15 @@ def test_lid_relief_changes_the_skin_where_it_says_and_never_the_labels() -> Non
     assert float((images - flat).std()) > 0.005  # a texture, not a shift
 
 
-def test_previous_version_ranges_keep_every_other_scene_parameter() -> None:
+@pytest.mark.parametrize("version", [PREVIOUS_VERSION, RELIEF_VERSION], ids=["previous", "relief"])
+def test_older_version_ranges_keep_every_other_scene_parameter(version: dict[str, tuple[float, float]]) -> None:
     """The new parameters are drawn after the old ones, so a seed's scenes only differ in what changed."""
     now = sample_params(torch.Generator().manual_seed(9), 32)
-    before = sample_params(torch.Generator().manual_seed(9), 32, SimulatorRanges(**PREVIOUS_VERSION))
+    before = sample_params(torch.Generator().manual_seed(9), 32, SimulatorRanges(**version))
     for field in dataclasses.fields(EyeParams):
         same = torch.equal(getattr(now, field.name), getattr(before, field.name))
-        assert same == (field.name not in PREVIOUS_VERSION), field.name
-    for name in RELIEF:
+        assert same == (field.name not in version), field.name
+    for name in version:
         assert getattr(before, name).abs().max() == 0
 
 
@@ -241,6 +244,30 @@ def test_relief_at_zero_adds_exactly_nothing(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(simulator, "_lid_relief", lambda *args: 0.0)
     without, _ = render(scenes, SIZE)
     assert torch.equal(with_relief, without)
+
+
+def test_side_shadow_darkens_the_left_above_the_eye_most_and_never_moves_a_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenes = _with(
+        sample_params(torch.Generator().manual_seed(7), 16),
+        roll=0.0,
+        skin_tone=0.5,
+        exposure=1.0,
+        noise=0.0,
+        side_shadow=0.0,
+    )
+    flat, flat_labels = render(scenes, SIZE)
+    shaded, labels = render(_with(scenes, side_shadow=0.3), SIZE)
+    assert all(torch.equal(labels[k], flat_labels[k]) for k in labels)
+    diff = shaded - flat
+    fifth, quarter = SIZE[1] // 5, SIZE[0] // 4
+    assert float(diff.max()) <= 0  # a shadow only darkens
+    assert float(diff[:, :, :fifth].mean()) < -0.1 and float(diff[:, :, -fifth:].mean()) > -0.01
+    assert float(diff[:, :quarter, :fifth].mean()) < 2 * float(diff[:, -quarter:, :fifth].mean())
+    monkeypatch.setattr(simulator, "_side_shadow", lambda *args: 0.0)
+    without, _ = render(scenes, SIZE)
+    assert torch.equal(flat, without)  # at zero it adds exactly nothing: RELIEF_VERSION is bit-exact
 
 
 def test_range_overrides_select_the_ranges_in_a_runs_config() -> None:
