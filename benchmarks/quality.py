@@ -63,8 +63,10 @@ SIMULATOR_V1 = [  # the eye simulator before skin texture, exposure, blur and no
     "synthetic.options.sclera=[1.1,1.4]", "synthetic.options.texture=[0,0]", "synthetic.options.exposure=[1,1]",
     "synthetic.options.blur=[0,0]", "synthetic.options.noise=[0,0]",
 ]
+WITHOUT_COORDINATES = ["refiner.options.coordinates=false", "discriminator.options.coordinates=false"]
+"""The recipe before its networks saw each pixel's position: every row measured before that pins it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
-    *PREVIOUS_SIMULATOR, "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]",
+    *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
     "adversarial.loss='cross-entropy'",
 ]
@@ -86,7 +88,7 @@ VARIANTS: dict[str, list[str]] = {
 
 
 # Changes to the recipe as it ships (no BASELINE under them). The one-at-a-time changes were measured with
-# the previous simulator, so they keep it and compare with "default-previous-simulator".
+# the previous simulator and without coordinates, so they keep both and compare with "default-previous-simulator".
 ONE_CHANGE: dict[str, list[str]] = {
     # the simulator before it drew each eye at MPIIGaze's 36x60 and resized it like the real patches
     "default-drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],
@@ -103,9 +105,10 @@ ONE_CHANGE: dict[str, list[str]] = {
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
-    "default-relief-simulator": range_overrides(RELIEF_VERSION),  # the simulator before the side shadow
-    "default-previous-simulator": PREVIOUS_SIMULATOR,
-    **{name: [*PREVIOUS_SIMULATOR, *change] for name, change in ONE_CHANGE.items()},
+    "default-without-coordinates": WITHOUT_COORDINATES,  # R and D blind to where a pixel is
+    "default-relief-simulator": [*range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],  # before the side shadow
+    "default-previous-simulator": [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
+    **{name: [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
 }
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refinekit.components.coordinates import COORDINATE_CHANNELS, with_coordinates
 from refinekit.errors import ConfigError
 from refinekit.moved import forward_attributes
 
@@ -27,6 +28,8 @@ class LocalPatchDiscriminator(nn.Module):
         spectral_norm: divide every convolution's weight by its largest singular value
             (Miyato et al., ICLR 2018), which bounds how sharply D can change between
             nearby images: a steadier gradient for R, less memorising of a small real set.
+        coordinates: also give the first layer each pixel's position (:mod:`refinekit.components.coordinates`),
+            so that a patch can be judged by where in the image it is.
 
     Examples:
         >>> LocalPatchDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -34,12 +37,17 @@ class LocalPatchDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 1, widths: tuple[int, int, int, int] = (96, 64, 32, 32), spectral_norm: bool = False
+        self,
+        channels: int = 1,
+        widths: tuple[int, int, int, int] = (96, 64, 32, 32),
+        spectral_norm: bool = False,
+        coordinates: bool = False,
     ) -> None:
         super().__init__()
         w1, w2, w3, w4 = widths
+        self.coordinates = coordinates
         self.features = nn.Sequential(
-            nn.Conv2d(channels, w1, 3, stride=2, padding=1),
+            nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, w1, 3, stride=2, padding=1),
             nn.ReLU(),
             nn.Conv2d(w1, w2, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -56,7 +64,7 @@ class LocalPatchDiscriminator(nn.Module):
                     nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+        return self.classify(self.features(with_coordinates(x) if self.coordinates else x))
 
 
 class GlobalDiscriminator(LocalPatchDiscriminator):
@@ -68,7 +76,7 @@ class GlobalDiscriminator(LocalPatchDiscriminator):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(F.adaptive_avg_pool2d(self.features(x), 1))
+        return self.classify(F.adaptive_avg_pool2d(self.features(with_coordinates(x) if self.coordinates else x), 1))
 
 
 class MultiScaleDiscriminator(nn.Module):
@@ -86,6 +94,7 @@ class MultiScaleDiscriminator(nn.Module):
         scales: the pooling factor of each trunk, each an integer >= 1.
         widths: channels of each trunk's four hidden convolutions (as the local one's).
         spectral_norm: as the local one's.
+        coordinates: as the local one's; each trunk gets the positions in its pooled image.
 
     Examples:
         >>> MultiScaleDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -98,6 +107,7 @@ class MultiScaleDiscriminator(nn.Module):
         scales: tuple[int, ...] = (1, 2, 4),
         widths: tuple[int, int, int, int] = (96, 64, 32, 32),
         spectral_norm: bool = False,
+        coordinates: bool = False,
     ) -> None:
         super().__init__()
         if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
@@ -106,7 +116,9 @@ class MultiScaleDiscriminator(nn.Module):
                 f"got {scales!r}; for example [1, 2, 4]"
             )
         self.scales = tuple(scales)
-        self.trunks = nn.ModuleList(LocalPatchDiscriminator(channels, widths, spectral_norm) for _ in self.scales)
+        self.trunks = nn.ModuleList(
+            LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates) for _ in self.scales
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grids = [

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refinekit.components.coordinates import COORDINATE_CHANNELS, with_coordinates
+
 
 class ResnetBlock(nn.Module):
     """Two 3x3 convolutions with an identity skip (paper, appendix: "ResNet block")."""
@@ -31,6 +33,8 @@ class SimGANResNet(nn.Module):
         channels: image channels in and out.
         features: width of every layer (paper: 64).
         blocks: number of ResNet blocks (paper: 4).
+        coordinates: also give the first layer each pixel's position (:mod:`refinekit.components.coordinates`),
+            so that the refiner can change one part of the image differently from another.
 
     Examples:
         >>> refiner = SimGANResNet(channels=1)
@@ -40,13 +44,16 @@ class SimGANResNet(nn.Module):
         296129
     """
 
-    def __init__(self, channels: int = 1, features: int = 64, blocks: int = 4) -> None:
+    def __init__(self, channels: int = 1, features: int = 64, blocks: int = 4, coordinates: bool = False) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(channels, features, 3, padding=1)
+        self.coordinates = coordinates
+        self.stem = nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, features, 3, padding=1)
         self.blocks = nn.Sequential(*(ResnetBlock(features) for _ in range(blocks)))
         self.head = nn.Conv2d(features, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.coordinates:
+            x = with_coordinates(x)
         return torch.tanh(self.head(self.blocks(F.relu(self.stem(x)))))
 
 
@@ -63,6 +70,8 @@ class TimmUNetRefiner(nn.Module):
         decoder_features: width of every decoder stage.
         weights: optional local safetensors file with the encoder's starting weights; an exported
             refiner holds all its weights, so ``load_refiner`` does not read this file again.
+        coordinates: also give the full-resolution skip each pixel's position
+            (:mod:`refinekit.components.coordinates`); the encoder, and so its weights, stay as they are.
 
     Examples:
         >>> refiner = TimmUNetRefiner(channels=3, encoder="resnet18")
@@ -71,7 +80,12 @@ class TimmUNetRefiner(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 3, encoder: str = "resnet18", decoder_features: int = 64, weights: str | None = None
+        self,
+        channels: int = 3,
+        encoder: str = "resnet18",
+        decoder_features: int = 64,
+        weights: str | None = None,
+        coordinates: bool = False,
     ) -> None:
         super().__init__()
         import timm  # imported here: timm is only needed by this refiner
@@ -83,10 +97,9 @@ class TimmUNetRefiner(nn.Module):
             load_encoder_weights(self.encoder, Path(weights), f"the encoder '{encoder}'")
         skip_channels = self.encoder.feature_info.channels()
         self.lateral = nn.ModuleList(nn.Conv2d(c, decoder_features, 1) for c in skip_channels)
-        self.fuse = nn.ModuleList(
-            nn.Conv2d(decoder_features, decoder_features, 3, padding=1) for _ in skip_channels
-        )
-        self.input_skip = nn.Conv2d(channels, decoder_features, 3, padding=1)
+        self.fuse = nn.ModuleList(nn.Conv2d(decoder_features, decoder_features, 3, padding=1) for _ in skip_channels)
+        self.coordinates = coordinates
+        self.input_skip = nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, decoder_features, 3, padding=1)
         self.head = nn.Conv2d(decoder_features, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,4 +111,5 @@ class TimmUNetRefiner(nn.Module):
                 y = y + self.lateral[level](features[level])
             y = F.relu(self.fuse[level](y))
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.tanh(self.head(F.relu(y + self.input_skip(x))))
+        skip = self.input_skip(with_coordinates(x) if self.coordinates else x)
+        return torch.tanh(self.head(F.relu(y + skip)))

@@ -54,6 +54,7 @@ def test_paper_schedule_follows_section_4_1(eyes_registry: Registry) -> None:
     assert patches == 9 * 14
     assert config.optim.lr_refiner == config.optim.lr_discriminator == pytest.approx(0.001 * patches)
     assert config.adversarial.augment == [] and config.adversarial.r1_weight == 0 and config.refiner_ema == 0
+    assert not config.refiner.options["coordinates"] and not config.discriminator.options["coordinates"]
     assert (config.schedule.refiner_pretrain_steps, config.schedule.discriminator_pretrain_steps) == (1000, 200)
     assert config.schedule.k_d == 1
 
