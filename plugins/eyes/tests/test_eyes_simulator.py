@@ -194,15 +194,14 @@ def _with(params: EyeParams, **values: float) -> EyeParams:
     return dataclasses.replace(params, **{name: torch.full_like(params.pitch, v) for name, v in values.items()})
 
 
+def _plain(seed: int, **values: float) -> EyeParams:
+    """16 unrotated, unsaturated, noiseless scenes, with ``values`` set: what one term adds shows alone."""
+    scenes = sample_params(torch.Generator().manual_seed(seed), 16)
+    return _with(scenes, roll=0.0, skin_tone=0.5, exposure=1.0, noise=0.0, **values)
+
+
 def test_lid_relief_changes_the_skin_where_it_says_and_never_the_labels() -> None:
-    scenes = _with(
-        sample_params(torch.Generator().manual_seed(6), 16),
-        roll=0.0,
-        skin_tone=0.5,
-        exposure=1.0,
-        noise=0.0,
-        **dict.fromkeys(RELIEF, 0.0),
-    )  # unrotated, unsaturated, no relief: each term alone below
+    scenes = _plain(6, **dict.fromkeys(RELIEF, 0.0))  # no relief: each term alone below
     flat, flat_labels = render(scenes, SIZE)
 
     def change(**values: float) -> tuple[float, float]:
@@ -249,14 +248,7 @@ def test_relief_at_zero_adds_exactly_nothing(monkeypatch: pytest.MonkeyPatch) ->
 def test_side_shadow_darkens_the_left_above_the_eye_most_and_never_moves_a_label(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    scenes = _with(
-        sample_params(torch.Generator().manual_seed(7), 16),
-        roll=0.0,
-        skin_tone=0.5,
-        exposure=1.0,
-        noise=0.0,
-        side_shadow=0.0,
-    )
+    scenes = _plain(7, side_shadow=0.0)
     flat, flat_labels = render(scenes, SIZE)
     shaded, labels = render(_with(scenes, side_shadow=0.3), SIZE)
     assert all(torch.equal(labels[k], flat_labels[k]) for k in labels)
