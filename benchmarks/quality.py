@@ -106,7 +106,7 @@ ONE_CHANGE: dict[str, list[str]] = {
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
     "default-without-coordinates": WITHOUT_COORDINATES,  # R and D blind to where a pixel is
-    "default-coordinates-in-d-only": ["refiner.options.coordinates=false"],  # R a plain convolution again
+    "default-coordinates-in-r-too": ["refiner.options.coordinates=true"],  # R told where each pixel is as well
     "default-relief-simulator": [*range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],  # before the side shadow
     "default-previous-simulator": [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
     **{name: [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
