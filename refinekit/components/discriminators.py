@@ -63,8 +63,12 @@ class LocalPatchDiscriminator(nn.Module):
                 if isinstance(module, nn.Conv2d):
                     nn.utils.parametrizations.spectral_norm(module)
 
+    def patch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The patch features, before the decision: the one place the coordinate channels join."""
+        return self.features(with_coordinates(x) if self.coordinates else x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(with_coordinates(x) if self.coordinates else x))
+        return self.classify(self.patch_features(x))
 
 
 class GlobalDiscriminator(LocalPatchDiscriminator):
@@ -76,7 +80,7 @@ class GlobalDiscriminator(LocalPatchDiscriminator):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(F.adaptive_avg_pool2d(self.features(with_coordinates(x) if self.coordinates else x), 1))
+        return self.classify(F.adaptive_avg_pool2d(self.patch_features(x), 1))
 
 
 class MultiScaleDiscriminator(nn.Module):
