@@ -154,6 +154,24 @@ def test_simgan_resnet_is_local() -> None:
     assert rows.min() >= 17 - 9 and rows.max() <= 17 + 9 and cols.min() >= 27 - 9 and cols.max() <= 27 + 9
 
 
+@pytest.mark.parametrize(("padding", "framed"), [("zeros", True), ("replicate", False), ("reflect", False)])
+def test_only_zero_padding_lets_the_refiner_paint_a_frame(padding: str, framed: bool) -> None:
+    """On a flat image a refiner whose convolutions continue the edge gives a flat output, border included;
+    with zero padding every layer sees where the image ends, and the border comes out different."""
+    torch.manual_seed(0)
+    refiner = create_refiner("simgan-resnet", channels=1, padding=padding)
+    with torch.no_grad():
+        out = refiner(torch.full((1, 1, 35, 55), 0.3))[0, 0]
+    assert (float((out - out[17, 27]).abs().max()) > 1e-3) == framed
+
+
+def test_unknown_refiner_padding_is_a_config_error_naming_the_choices() -> None:
+    with pytest.raises(
+        ConfigError, match=r"refiner.options.padding is 'circular'; use one of: zeros, replicate, reflect"
+    ):
+        create_refiner("simgan-resnet", channels=1, padding="circular")
+
+
 def test_local_patch_gives_a_9x14_grid_at_35x55() -> None:
     d = create_discriminator("local-patch", channels=1)
     assert d(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 9, 14)
@@ -232,7 +250,9 @@ def test_feature_timm_loads_local_weights_and_never_downloads(tmp_path, no_netwo
 def test_feature_timm_refuses_weights_of_another_network(tmp_path) -> None:
     path = tmp_path / "other.safetensors"
     save_file({"conv.weight": torch.zeros(1)}, str(path))
-    with pytest.raises(CheckpointError, match=r"other.safetensors: holds no weights for .* psi's timm model 'test_resnet'"):
+    with pytest.raises(
+        CheckpointError, match=r"other.safetensors: holds no weights for .* psi's timm model 'test_resnet'"
+    ):
         create_regularizer("feature", psi="timm", model=TIMM_MODEL, weights=str(path))
 
 

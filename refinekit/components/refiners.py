@@ -9,15 +9,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinekit.components.coordinates import COORDINATE_CHANNELS, with_coordinates
+from refinekit.errors import ConfigError
+
+PADDING_MODES = ("zeros", "replicate", "reflect")
+"""How a refiner's 3x3 convolutions extend the image past its border (``torch.nn.Conv2d``'s ``padding_mode``)."""
 
 
 class ResnetBlock(nn.Module):
     """Two 3x3 convolutions with an identity skip (paper, appendix: "ResNet block")."""
 
-    def __init__(self, features: int) -> None:
+    def __init__(self, features: int, padding: str = "zeros") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1, padding_mode=padding)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1, padding_mode=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.conv2(F.relu(self.conv1(x))))
@@ -35,6 +39,10 @@ class SimGANResNet(nn.Module):
         blocks: number of ResNet blocks (paper: 4).
         coordinates: also give the first layer each pixel's position (:mod:`refinekit.components.coordinates`),
             so that the refiner can change one part of the image differently from another.
+        padding: one of :data:`PADDING_MODES`. Zero padding (the paper's) shows every layer where the
+            image ends, and a refiner trained against a discriminator learns to paint a one-pixel frame
+            there, which no real image has; ``"replicate"`` continues the edge pixels instead, so the
+            border is refined like the interior.
 
     Examples:
         >>> refiner = SimGANResNet(channels=1)
@@ -44,11 +52,16 @@ class SimGANResNet(nn.Module):
         296129
     """
 
-    def __init__(self, channels: int = 1, features: int = 64, blocks: int = 4, coordinates: bool = False) -> None:
+    def __init__(
+        self, channels: int = 1, features: int = 64, blocks: int = 4, coordinates: bool = False, padding: str = "zeros"
+    ) -> None:
         super().__init__()
+        if padding not in PADDING_MODES:
+            raise ConfigError(f"refiner.options.padding is {padding!r}; use one of: {', '.join(PADDING_MODES)}")
         self.coordinates = coordinates
-        self.stem = nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, features, 3, padding=1)
-        self.blocks = nn.Sequential(*(ResnetBlock(features) for _ in range(blocks)))
+        stem_in = channels + COORDINATE_CHANNELS * coordinates
+        self.stem = nn.Conv2d(stem_in, features, 3, padding=1, padding_mode=padding)
+        self.blocks = nn.Sequential(*(ResnetBlock(features, padding) for _ in range(blocks)))
         self.head = nn.Conv2d(features, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
