@@ -109,6 +109,9 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default-coordinates-in-r-too": ["refiner.options.coordinates=true"],  # R told where each pixel is as well
     "default-replicate-padding": ["refiner.options.padding='replicate'"],  # R's convolutions continue the edge pixels
     "default-450-rounds": ["schedule.steps=450"],  # half as many adversarial rounds again as the recipe's 300
+    "default-600-rounds": ["schedule.steps=600"],  # twice the recipe's 300 adversarial rounds
+    # R outputs its input plus a learnt change, at 600 rounds
+    "default-600-rounds-residual-refiner": ["schedule.steps=600", "refiner.options.residual=true"],
     "default-relief-simulator": [*range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],  # before the side shadow
     "default-previous-simulator": [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
     **{name: [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
