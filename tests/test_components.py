@@ -165,6 +165,21 @@ def test_only_zero_padding_lets_the_refiner_paint_a_frame(padding: str, framed: 
     assert (float((out - out[17, 27]).abs().max()) > 1e-3) == framed
 
 
+def test_a_residual_refiner_starts_as_the_identity_and_learns_a_change_within_the_image_range() -> None:
+    torch.manual_seed(0)
+    refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=1, residual=True)
+    images = torch.rand(2, 1, 9, 11) * 2 - 1
+    assert torch.equal(refiner(images), images)
+    optimiser = torch.optim.SGD(refiner.parameters(), lr=0.5)
+    for _ in range(2):  # the first step moves only the last layer, which starts at zero
+        optimiser.zero_grad()
+        (refiner(images) - 1.0).abs().mean().backward()  # pull everything towards white
+        optimiser.step()
+    with torch.no_grad():
+        out = refiner(images)
+    assert float((out - images).mean()) > 0 and float(out.max()) <= 1.0
+
+
 def test_unknown_refiner_padding_is_a_config_error_naming_the_choices() -> None:
     with pytest.raises(
         ConfigError, match=r"refiner.options.padding is 'circular'; use one of: zeros, replicate, reflect"
