@@ -65,8 +65,11 @@ SIMULATOR_V1 = [  # the eye simulator before skin texture, exposure, blur and no
 ]
 WITHOUT_COORDINATES = ["refiner.options.coordinates=false", "discriminator.options.coordinates=false"]
 """The recipe before its networks saw each pixel's position: every row measured before that pins it."""
+ROUNDS_300 = ["schedule.steps=300"]
+"""The quick schedule's length before it became 600 adversarial rounds: every row measured before pins it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
-    *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, "synthetic.options.camera_size=[35,55]", "adversarial.augment=[]",
+    *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
+    "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
     "adversarial.loss='cross-entropy'",
 ]
@@ -105,16 +108,18 @@ ONE_CHANGE: dict[str, list[str]] = {
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
-    "default-without-coordinates": WITHOUT_COORDINATES,  # R and D blind to where a pixel is
-    "default-coordinates-in-r-too": ["refiner.options.coordinates=true"],  # R told where each pixel is as well
-    "default-replicate-padding": ["refiner.options.padding='replicate'"],  # R's convolutions continue the edge pixels
-    "default-450-rounds": ["schedule.steps=450"],  # half as many adversarial rounds again as the recipe's 300
-    "default-600-rounds": ["schedule.steps=600"],  # twice the recipe's 300 adversarial rounds
-    # R outputs its input plus a learnt change, at 600 rounds
-    "default-600-rounds-residual-refiner": ["schedule.steps=600", "refiner.options.residual=true"],
-    "default-relief-simulator": [*range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],  # before the side shadow
-    "default-previous-simulator": [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
-    **{name: [*PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
+    "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
+    "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
+    "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06
+    # the rows below were measured at 300 rounds
+    "default-without-coordinates": [*ROUNDS_300, *WITHOUT_COORDINATES],  # R and D blind to where a pixel is
+    "default-coordinates-in-r-too": [*ROUNDS_300, "refiner.options.coordinates=true"],  # R told where each pixel is too
+    # R's convolutions continue the edge pixels
+    "default-replicate-padding": [*ROUNDS_300, "refiner.options.padding='replicate'"],
+    # before the side shadow
+    "default-relief-simulator": [*ROUNDS_300, *range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],
+    "default-previous-simulator": [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
+    **{name: [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
 }
 
 
