@@ -108,6 +108,9 @@ ONE_CHANGE: dict[str, list[str]] = {
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
+    "default-eye-lower": ["synthetic.options.eye_y=[18.5,18.5]"],  # the eye centre 1.5 px lower in the 60x36 frame
+    # psi keeps coarse shading only: R is free to add fine texture, which real skin has and rendered skin lacks
+    "default-psi-low-pass": ["regularizer.name='feature'", "regularizer.options.psi='low-pass'"],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
     "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06

@@ -51,6 +51,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
 
@@ -101,6 +102,7 @@ class SimulatorRanges:
         brow_bone: brightening of the skin above the crease, up to the brow.
         wrinkles: strength of the skin's larger-scale texture (blotches and horizontal lines).
         side_shadow: darkening of the skin's left third, full above the eye and a third of it below.
+        eye_y: height of the eye centre in the reference frame, before ``shift`` moves it.
 
     :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
     before the lids' relief, and :data:`RELIEF_VERSION` as it was before the side
@@ -129,6 +131,7 @@ class SimulatorRanges:
     brow_bone: tuple[float, float] = (0.0, 0.25)
     wrinkles: tuple[float, float] = (0.0, 1.0)
     side_shadow: tuple[float, float] = (0.0, 0.3)
+    eye_y: tuple[float, float] = (17.0, 17.0)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -233,11 +236,11 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
     # Eyelids follow vertical gaze (the upper lid drops when looking down), as in real eyes
     # and UnityEyes; without it a downward gaze hides the iris behind a wide-open lid.
     lid_follow = torch.sin(pitch) * uniform(0.5, 1.0)
-    return EyeParams(
+    params = EyeParams(
         pitch=pitch,
         yaw=torch.deg2rad(ranged("yaw")),
         centre_x=REFERENCE_WIDTH / 2 + ranged("shift"),
-        centre_y=17.0 + ranged("shift"),
+        centre_y=ranged("shift"),  # the eye's height is added last, below
         half_width=ranged("eye_width") / 2,
         roll=torch.deg2rad(ranged("roll")),
         upper_height=openness * uniform(7.0, 9.5) * (1 + lid_follow),
@@ -280,6 +283,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         wrinkles=ranged("wrinkles"),
         side_shadow=ranged("side_shadow"),
     )
+    return dataclasses.replace(params, centre_y=params.centre_y + ranged("eye_y"))
 
 
 def render(params: EyeParams, size: tuple[int, int] = (35, 55)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -267,3 +267,23 @@ def test_range_overrides_select_the_ranges_in_a_runs_config() -> None:
     config = resolve_config("eyes-simgan", overrides=range_overrides(PREVIOUS_VERSION))
     assert config.synthetic.name == "eyes-sim"
     assert {name: tuple(config.synthetic.options[name]) for name in PREVIOUS_VERSION} == PREVIOUS_VERSION
+
+
+def test_eye_y_moves_the_whole_eye_and_its_labels_and_nothing_else() -> None:
+    """``eye_y`` is drawn last, so a seed's scenes keep every other parameter; every label follows the eye."""
+    default = SimulatorRanges().eye_y
+    lower = SimulatorRanges(eye_y=(default[0] + 2.0, default[1] + 2.0))
+    now = sample_params(torch.Generator().manual_seed(4), 16)
+    moved = sample_params(torch.Generator().manual_seed(4), 16, lower)
+    for field in dataclasses.fields(EyeParams):
+        if field.name != "centre_y":
+            assert torch.equal(getattr(now, field.name), getattr(moved, field.name)), field.name
+    torch.testing.assert_close(moved.centre_y - now.centre_y, torch.full((16,), 2.0))
+    _, labels = render(now, SIZE)
+    _, moved_labels = render(moved, SIZE)
+    step = 2.0 * SIZE[0] / simulator.REFERENCE_HEIGHT  # 2 reference pixels, in output pixels
+    for key in ("iris_centre", "landmarks"):
+        torch.testing.assert_close(moved_labels[key][..., 0], labels[key][..., 0])
+        torch.testing.assert_close(
+            moved_labels[key][..., 1] - labels[key][..., 1], torch.full_like(labels[key][..., 1], step)
+        )
