@@ -114,6 +114,8 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # D learns twice as fast as R (two time-scale update rule): in default runs D tells only ~60% of its
     # training batches apart while a fresh classifier tells ~90% of held-out images
     "default-d-lr-1e-3": ["optim.lr_discriminator=1e-3"],
+    # the same with a 1.5x stronger L1 leash, to win back the labels that the stronger D moves
+    "default-d-lr-1e-3-reg-3": ["optim.lr_discriminator=1e-3", "reg_weight=3.0"],
     "default-k-d-2": ["schedule.k_d=2"],  # two D steps per R step: a stronger D for R to learn from
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
