@@ -27,7 +27,10 @@ Schedules:
   a narrower refiner, the hinge or least-squares loss, twice the learning rate,
   or a smaller history buffer (better means on 3 seeds, the default's realism on
   4), a refiner that pads by replicating the border or adds a residual to its
-  input (``default-*`` rows in docs/quality.md).
+  input, the eye drawn lower, or a low-pass psi; a faster D (twice R's learning
+  rate) or two D steps per R step lower realism (90.1 and 89.3%) but move the gaze
+  past 3 degrees, and ``reg_weight`` 3 with the faster D loses the realism again
+  (``default-*`` rows in docs/quality.md).
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
   ``PAPER_LR``), batch 512, R pre-trained
