@@ -51,9 +51,8 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -283,7 +282,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         wrinkles=ranged("wrinkles"),
         side_shadow=ranged("side_shadow"),
     )
-    return dataclasses.replace(params, centre_y=params.centre_y + ranged("eye_y"))
+    return replace(params, centre_y=params.centre_y + ranged("eye_y"))
 
 
 def render(params: EyeParams, size: tuple[int, int] = (35, 55)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
