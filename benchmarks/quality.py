@@ -106,6 +106,13 @@ ONE_CHANGE: dict[str, list[str]] = {
     "default-global-d": ["discriminator.name='global'"],  # one decision per image, not per patch
     "default-multi-scale-d": ["discriminator.name='multi-scale'"],  # patches of the image pooled by 1, 2, 4
 }
+
+
+def edge_leash(strength: float) -> list[str]:
+    """The L1 leash weighted toward the synthetic image's edges (``SelfRegularizer``'s ``edge_weight``)."""
+    return ["regularizer.name='feature'", f"regularizer.options.edge_weight={strength}"]
+
+
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],
     "default-eye-lower": ["synthetic.options.eye_y=[18.5,18.5]"],  # the eye centre 1.5 px lower in the 60x36 frame
@@ -117,6 +124,11 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # the same with a 1.5x stronger L1 leash, to win back the labels that the stronger D moves
     "default-d-lr-1e-3-reg-3": ["optim.lr_discriminator=1e-3", "reg_weight=3.0"],
     "default-k-d-2": ["schedule.k_d=2"],  # two D steps per R step: a stronger D for R to learn from
+    # the leash holds edges (iris rim, lids) harder and flat skin looser, with the same mean weight
+    "default-edge-leash": edge_leash(2.0),
+    # the stronger D with that leash: does it keep the realism of k_d=2 and the labels of the default?
+    "default-k-d-2-edge-leash": ["schedule.k_d=2", *edge_leash(2.0)],
+    "default-k-d-2-edge-leash-4": ["schedule.k_d=2", *edge_leash(4.0)],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
     "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06

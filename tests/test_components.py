@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from refinekit.components.regularizers import edge_weights
 from refinekit.data.image_files import write_image
 from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
@@ -102,6 +103,12 @@ class TestFeatureLowPassContract(RegularizerContract):
 class TestFeatureSobelContract(RegularizerContract):
     name = "feature"
     options = {"psi": "sobel"}
+    channels = 3
+
+
+class TestFeatureSobelEdgeLeashContract(RegularizerContract):
+    name = "feature"
+    options = {"psi": "sobel", "edge_weight": 2.0}
     channels = 3
 
 
@@ -237,6 +244,52 @@ def test_feature_psi_differs_by_what_it_keeps() -> None:
 def test_unknown_psi_is_a_config_error_naming_the_choices() -> None:
     with pytest.raises(ConfigError, match="regularizer.options.psi: unknown feature map 'sobol'.*'sobel'"):
         create_regularizer("feature", psi="sobol")
+
+
+def square(size: int = 24) -> torch.Tensor:
+    """A bright square on black: edges on its rim, flat inside and outside."""
+    image = torch.zeros(1, 1, size, size)
+    image[..., size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1.0
+    return image
+
+
+def test_edge_weights_have_mean_one_and_peak_on_the_synthetic_edges() -> None:
+    synthetic = square()
+    weights = edge_weights(synthetic, strength=2.0)
+    assert float(weights.mean()) == pytest.approx(1.0)
+    rim, inside, outside = weights[0, 0, 6, 12], weights[0, 0, 12, 12], weights[0, 0, 1, 1]
+    assert rim > 2 * max(inside, outside)
+    assert torch.allclose(edge_weights(torch.zeros(1, 1, 8, 8), 2.0), torch.ones(1, 1, 8, 8))  # no edges: even
+
+
+def test_edge_leash_charges_a_change_on_an_edge_more_than_the_same_change_on_flat_ground() -> None:
+    synthetic = square()
+    on_rim, on_flat = synthetic.clone(), synthetic.clone()
+    on_rim[..., 6, 10:14] += 0.5
+    on_flat[..., 12, 10:14] += 0.5
+    even, edges = create_regularizer("feature"), create_regularizer("feature", edge_weight=2.0)
+    assert float(even(on_rim, synthetic)) == pytest.approx(float(even(on_flat, synthetic)))
+    assert float(edges(on_rim, synthetic)) > 2 * float(edges(on_flat, synthetic))
+    assert float(create_regularizer("feature", edge_weight=0.0)(on_rim, synthetic)) == float(even(on_rim, synthetic))
+
+
+def test_edge_leash_gradient_is_the_weighted_sign_of_the_change() -> None:
+    synthetic = square().requires_grad_(True)
+    refined = (square() + 0.1 * torch.randn(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))).requires_grad_(
+        True
+    )
+    create_regularizer("feature", edge_weight=2.0)(refined, synthetic).backward()
+    weights = edge_weights(square(), 2.0)
+    expected = (refined - synthetic).sign().detach() * weights / refined.numel()
+    assert torch.allclose(refined.grad, expected)
+    assert torch.allclose(synthetic.grad, -expected)  # the weights themselves are constants, not differentiated
+
+
+def test_edge_leash_refuses_a_negative_strength_and_timm_features() -> None:
+    with pytest.raises(ConfigError, match=r"regularizer\.options\.edge_weight: -1\.0 is negative"):
+        create_regularizer("feature", edge_weight=-1.0)
+    with pytest.raises(ConfigError, match=r"regularizer\.options\.edge_weight: the timm feature map has no pixel grid"):
+        create_regularizer("feature", psi="timm", model=TIMM_MODEL, edge_weight=1.0)
 
 
 def timm_weights(path: Path, channels: int, fill: float) -> dict[str, torch.Tensor]:

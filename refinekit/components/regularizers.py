@@ -69,14 +69,30 @@ PSI: dict[str, FeatureMap] = {
 }
 
 
+def edge_weights(synthetic: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-pixel leash weights, mean 1 in each image, larger where the synthetic image has edges.
+
+    Annotations sit on edges (an iris rim, a lid line, a stroke), so pinning those harder
+    keeps the labels while the same total leash leaves flat regions freer to change texture.
+    """
+    channels_gradient = kornia.filters.spatial_gradient(synthetic, mode="sobel").abs().sum(dim=2)
+    magnitude = kornia.filters.gaussian_blur2d(channels_gradient.mean(dim=1, keepdim=True), (5, 5), (1.0, 1.0))
+    relative = magnitude / magnitude.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    weights = 1 + strength * relative
+    return weights / weights.mean(dim=(1, 2, 3), keepdim=True)
+
+
 class SelfRegularizer(nn.Module):
-    """Mean L1 distance between psi(refined) and psi(synthetic).
+    """Mean L1 distance between psi(refined) and psi(synthetic), optionally edge-weighted.
 
     Args:
         channels: image channels.
         psi: one of ``identity``, ``channel-mean``, ``low-pass``, ``sobel``, ``timm``.
         model: timm model name when ``psi="timm"``.
         weights: local safetensors weights for the timm model.
+        edge_weight: how much harder the leash holds the synthetic image's edges than its
+            flat regions (0: evenly, the paper's leash); see :func:`edge_weights`. The
+            weights have mean 1, so ``reg_weight`` keeps its meaning.
 
     Examples:
         >>> reg = SelfRegularizer(psi="identity")
@@ -85,10 +101,25 @@ class SelfRegularizer(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 1, psi: str = "identity", model: str = "resnet18", weights: str | None = None
+        self,
+        channels: int = 1,
+        psi: str = "identity",
+        model: str = "resnet18",
+        weights: str | None = None,
+        edge_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.psi_name = psi
+        if edge_weight < 0:
+            raise ConfigError(
+                f"regularizer.options.edge_weight: {edge_weight} is negative; use 0 (an even leash) or more"
+            )
+        if edge_weight and psi == "timm":
+            raise ConfigError(
+                "regularizer.options.edge_weight: the timm feature map has no pixel grid to weight; "
+                "use edge_weight with psi identity, channel-mean, low-pass or sobel"
+            )
+        self.edge_weight = edge_weight
         self.features: nn.Module | None = None
         if psi == "timm":
             self.features = TimmFeatures(channels, model, weights)
@@ -101,7 +132,12 @@ class SelfRegularizer(nn.Module):
         return self.features(x) if self.features is not None else PSI[self.psi_name](x)
 
     def forward(self, refined: torch.Tensor, synthetic: torch.Tensor) -> torch.Tensor:
-        return (self.psi(refined) - self.psi(synthetic)).abs().mean()
+        distance = (self.psi(refined) - self.psi(synthetic)).abs()
+        if not self.edge_weight:
+            return distance.mean()
+        with torch.no_grad():  # every psi but timm keeps the pixel grid, so one map weights all its channels
+            weights = edge_weights(synthetic, self.edge_weight)
+        return (distance * weights).mean()
 
 
 def l1_regularizer(channels: int = 1) -> SelfRegularizer:
