@@ -275,6 +275,31 @@ Weights: Apache-2.0, as the code. They were trained on the embedded MPIIGaze sam
     print(json.dumps(scores, indent=2))
 
 
+def cached_scores(judge: Judge, config: TrainConfig, snapshot: Path) -> dict[str, float]:
+    """The snapshot's scores, kept beside it (``.quality.json``) for the next curve.
+
+    Scoring one snapshot takes minutes, and a curve is printed again each time a run adds snapshots.
+    The record is keyed by the file's digest and by what the judge scores it on, so neither can go stale.
+    """
+    key = {
+        "sha256": hashlib.sha256(snapshot.read_bytes()).hexdigest(),
+        "judged_on": [
+            *(part.model_dump(mode="json") for part in (config.synthetic, config.real, config.real_holdout)),
+            EVAL_SEED,
+            EVAL_SYNTHETIC,
+            GAZE_SEED,
+        ],
+    }
+    record = snapshot.with_suffix(".quality.json")
+    if record.exists():
+        kept = json.loads(record.read_text())
+        if kept.get("key") == key:
+            return kept["scores"]
+    scores = judge.score(config, snapshot)
+    record.write_text(json.dumps({"key": key, "scores": scores}, indent=2))
+    return scores
+
+
 def print_curve(run_dir: Path, runs: Path) -> None:
     """Score every ``refiner_step_N.safetensors`` snapshot of ``run_dir``: how quality moves with training."""
     config = read_run_config(run_dir)
@@ -284,7 +309,7 @@ def print_curve(run_dir: Path, runs: Path) -> None:
         raise SystemExit(f"{run_dir} has no refiner_step_N.safetensors; train it with refinekit run --eval-every N")
     print(f"{'step':>6} {'realism %':>10} {'gaze moved °':>13}")
     for snapshot in snapshots:
-        scores = judge.score(config, snapshot)
+        scores = cached_scores(judge, config, snapshot)
         step = int(snapshot.stem.rsplit("_", 1)[1])
         print(f"{step:>6} {scores['realism'] * 100:>10.1f} {scores['gaze_moved_deg']:>13.2f}", flush=True)
     print(f"unrefined simulator output: realism {scores['synthetic_realism'] * 100:.1f}%")
