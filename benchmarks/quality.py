@@ -109,7 +109,7 @@ ONE_CHANGE: dict[str, list[str]] = {
 
 
 def edge_leash(strength: float) -> list[str]:
-    """The L1 leash weighted toward the synthetic image's edges (``SelfRegularizer``'s ``edge_weight``)."""
+    """The L1 leash weighted toward the synthetic image's edges, or its flat regions below 0 (``edge_weight``)."""
     return ["regularizer.name='feature'", f"regularizer.options.edge_weight={strength}"]
 
 
@@ -129,6 +129,10 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # the stronger D with that leash: does it keep the realism of k_d=2 and the labels of the default?
     "default-k-d-2-edge-leash": ["schedule.k_d=2", *edge_leash(2.0)],
     "default-k-d-2-edge-leash-4": ["schedule.k_d=2", *edge_leash(4.0)],
+    # the edge leash moved the gaze further: R repaints flat sclera beside the iris, which carries the gaze. So
+    # the opposite, flat regions held harder and edges looser, alone and with the stronger D
+    "default-flat-leash": edge_leash(-2.0),
+    "default-k-d-2-flat-leash": ["schedule.k_d=2", *edge_leash(-2.0)],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
     "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06
@@ -329,7 +333,8 @@ def draw_grid(synthetic: np.ndarray, refined: np.ndarray, real: np.ndarray, out:
 
 def print_table(runs: Path, variants: list[str]) -> None:
     # no training time column: the runs share the CPU with each other, so their wall times measure the load
-    print(f"{'variant':<22} {'seeds':>5} {'realism % (mean ± sd)':>24} {'gaze moved ° (mean ± sd)':>26}")
+    width = max(22, *(len(v) for v in variants))
+    print(f"{'variant':<{width}} {'seeds':>5} {'realism % (mean ± sd)':>24} {'gaze moved ° (mean ± sd)':>26}")
     unrefined: dict[str, float] = {}
     for variant in variants:
         scores = [json.loads(p.read_text()) for p in sorted((runs / variant).glob("seed*/quality.json"))]
@@ -338,7 +343,7 @@ def print_table(runs: Path, variants: list[str]) -> None:
         unrefined[variant] = scores[0]["synthetic_realism"]
         r = np.array([s["realism"] for s in scores]) * 100
         g = np.array([s["gaze_moved_deg"] for s in scores])
-        print(f"{variant:<22} {len(scores):>5} {r.mean():>14.1f} ± {r.std(ddof=1) if len(r) > 1 else 0:4.1f}"
+        print(f"{variant:<{width}} {len(scores):>5} {r.mean():>14.1f} ± {r.std(ddof=1) if len(r) > 1 else 0:4.1f}"
               f" {g.mean():>17.2f} ± {g.std(ddof=1) if len(g) > 1 else 0:4.2f}")
     for value in sorted(set(unrefined.values())):
         users = ", ".join(v for v, r in unrefined.items() if r == value)

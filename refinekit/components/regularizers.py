@@ -70,15 +70,18 @@ PSI: dict[str, FeatureMap] = {
 
 
 def edge_weights(synthetic: torch.Tensor, strength: float) -> torch.Tensor:
-    """Per-pixel leash weights, mean 1 in each image, larger where the synthetic image has edges.
+    """Per-pixel leash weights, mean 1 in each image, set by where the synthetic image has edges.
 
-    Annotations sit on edges (an iris rim, a lid line, a stroke), so pinning those harder
-    keeps the labels while the same total leash leaves flat regions freer to change texture.
+    ``strength`` > 0 holds edges harder (weight ``1 + strength * edge``), for labels that sit on
+    edges: an iris rim, a lid line, a stroke. ``strength`` < 0 holds flat regions harder (weight
+    ``1 / (1 + |strength| * edge)``), for labels that shading carries, as the bright sclera beside
+    an iris carries the gaze. ``edge`` is the Sobel gradient magnitude, blurred by sigma 1 px,
+    over its image mean. The total leash is the same either way; only where it pulls moves.
     """
     channels_gradient = kornia.filters.spatial_gradient(synthetic, mode="sobel").abs().sum(dim=2)
     magnitude = kornia.filters.gaussian_blur2d(channels_gradient.mean(dim=1, keepdim=True), (5, 5), (1.0, 1.0))
-    relative = magnitude / magnitude.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    weights = 1 + strength * relative
+    edge = magnitude / magnitude.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    weights = 1 + strength * edge if strength >= 0 else 1 / (1 - strength * edge)
     return weights / weights.mean(dim=(1, 2, 3), keepdim=True)
 
 
@@ -91,8 +94,8 @@ class SelfRegularizer(nn.Module):
         model: timm model name when ``psi="timm"``.
         weights: local safetensors weights for the timm model.
         edge_weight: how much harder the leash holds the synthetic image's edges than its
-            flat regions (0: evenly, the paper's leash); see :func:`edge_weights`. The
-            weights have mean 1, so ``reg_weight`` keeps its meaning.
+            flat regions (0: evenly, the paper's leash; below 0: flat regions harder); see
+            :func:`edge_weights`. The weights have mean 1, so ``reg_weight`` keeps its meaning.
 
     Examples:
         >>> reg = SelfRegularizer(psi="identity")
@@ -110,10 +113,6 @@ class SelfRegularizer(nn.Module):
     ) -> None:
         super().__init__()
         self.psi_name = psi
-        if edge_weight < 0:
-            raise ConfigError(
-                f"regularizer.options.edge_weight: {edge_weight} is negative; use 0 (an even leash) or more"
-            )
         if edge_weight and psi == "timm":
             raise ConfigError(
                 "regularizer.options.edge_weight: the timm feature map has no pixel grid to weight; "
