@@ -133,6 +133,8 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # the opposite, flat regions held harder and edges looser, alone and with the stronger D
     "default-flat-leash": edge_leash(-2.0),
     "default-k-d-2-flat-leash": ["schedule.k_d=2", *edge_leash(-2.0)],
+    # the stronger D for three quarters of the rounds: its realism with less time to move the eye?
+    "default-k-d-2-450-rounds": ["schedule.k_d=2", "schedule.steps=450"],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
     "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06

@@ -30,8 +30,9 @@ Schedules:
   input, the eye drawn lower, or a low-pass psi; a faster D (twice R's learning
   rate) or two D steps per R step lower realism (90.1 and 89.3%) but move the gaze
   past 3 degrees, and ``reg_weight`` 3 with the faster D loses the realism again;
-  a leash held harder on the synthetic image's edges (``edge_weight`` 2) moves the
-  gaze further, alone (3.29 degrees) and with two D steps (4.19)
+  a leash held harder on the synthetic image's edges (``edge_weight`` 2) or on its
+  flat regions (-2) moves the gaze further, alone (3.29 and 2.99 degrees) and with
+  two D steps (4.19 and 4.29)
   (``default-*`` rows in docs/quality.md).
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
