@@ -292,6 +292,12 @@ def test_edge_leash_gradient_is_the_weighted_sign_of_the_change() -> None:
     assert torch.allclose(synthetic.grad, -expected)  # the weights themselves are constants, not differentiated
 
 
+@pytest.mark.parametrize("value", ["2", True, float("nan"), float("inf"), None])
+def test_edge_weight_must_be_a_finite_number(value) -> None:
+    with pytest.raises(ConfigError, match=r"regularizer\.options\.edge_weight must be a finite number .* got"):
+        create_regularizer("feature", edge_weight=value)
+
+
 def test_edge_leash_refuses_timm_features() -> None:
     with pytest.raises(ConfigError, match=r"regularizer\.options\.edge_weight: the timm feature map has no pixel grid"):
         create_regularizer("feature", psi="timm", model=TIMM_MODEL, edge_weight=1.0)

@@ -9,6 +9,7 @@ the adversarial term here is a mean too (see :mod:`refinekit.training.losses`).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -113,6 +114,11 @@ class SelfRegularizer(nn.Module):
     ) -> None:
         super().__init__()
         self.psi_name = psi
+        if isinstance(edge_weight, bool) or not isinstance(edge_weight, (int, float)) or not math.isfinite(edge_weight):
+            raise ConfigError(
+                f"regularizer.options.edge_weight must be a finite number (0: an even leash, above 0: edges held "
+                f"harder, below 0: flat regions held harder), got {edge_weight!r}"
+            )
         if edge_weight and psi == "timm":
             raise ConfigError(
                 "regularizer.options.edge_weight: the timm feature map has no pixel grid to weight; "
