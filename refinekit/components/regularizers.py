@@ -76,8 +76,9 @@ def edge_weights(synthetic: torch.Tensor, strength: float) -> torch.Tensor:
     ``strength`` > 0 holds edges harder (weight ``1 + strength * edge``), for labels that sit on
     edges: an iris rim, a lid line, a stroke. ``strength`` < 0 holds flat regions harder (weight
     ``1 / (1 + |strength| * edge)``), for labels that shading carries, as the bright sclera beside
-    an iris carries the gaze. ``edge`` is the Sobel gradient magnitude, blurred by sigma 1 px,
-    over its image mean. The total leash is the same either way; only where it pulls moves.
+    an iris carries the gaze. ``edge`` is |dx| + |dy| of the Sobel gradient (mean over channels),
+    blurred by sigma 1 px, over its image mean. The total leash is the same either way; only where
+    it pulls moves.
     """
     channels_gradient = kornia.filters.spatial_gradient(synthetic, mode="sobel").abs().sum(dim=2)
     magnitude = kornia.filters.gaussian_blur2d(channels_gradient.mean(dim=1, keepdim=True), (5, 5), (1.0, 1.0))
