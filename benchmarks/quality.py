@@ -108,6 +108,11 @@ ONE_CHANGE: dict[str, list[str]] = {
 }
 
 
+def gaze_leash(weight: float) -> list[str]:
+    """The L1 leash plus a frozen gaze network (not the judge's) that R must not change the reading of."""
+    return ["regularizer.name='gaze-consistency'", f"regularizer.options.gaze_weight={weight}"]
+
+
 def edge_leash(strength: float) -> list[str]:
     """The L1 leash weighted toward the synthetic image's edges, or its flat regions below 0 (``edge_weight``)."""
     return ["regularizer.name='feature'", f"regularizer.options.edge_weight={strength}"]
@@ -135,6 +140,12 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default-k-d-2-flat-leash": ["schedule.k_d=2", *edge_leash(-2.0)],
     # the stronger D for three quarters of the rounds: its realism with less time to move the eye?
     "default-k-d-2-450-rounds": ["schedule.k_d=2", "schedule.steps=450"],
+    # the gaze leash knows what the label depends on: the stronger D should then buy realism without moving the
+    # gaze; and a looser pixel leash, with the same absolute gaze weight, frees R to repaint what is not the gaze
+    "default-gaze-leash": gaze_leash(10.0),
+    "default-k-d-2-gaze-leash": ["schedule.k_d=2", *gaze_leash(10.0)],
+    "default-reg-1-gaze-leash": ["reg_weight=1.0", *gaze_leash(20.0)],
+    "default-reg-0.5-gaze-leash": ["reg_weight=0.5", *gaze_leash(40.0)],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
     "default-450-rounds": ["schedule.steps=450"],  # three quarters of the recipe's 600 adversarial rounds
     "default-300-rounds": ROUNDS_300,  # half of them: the recipe's length until 2026-12-06

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from refinekit.components.regularizers import edge_weights
+from refinekit.components.consistency import TaskConsistency
+from refinekit.components.regularizers import SelfRegularizer, edge_weights
 from refinekit.data.image_files import write_image
 from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
@@ -301,6 +302,47 @@ def test_edge_weight_must_be_a_finite_number(value) -> None:
 def test_edge_leash_refuses_timm_features() -> None:
     with pytest.raises(ConfigError, match=r"regularizer\.options\.edge_weight: the timm feature map has no pixel grid"):
         create_regularizer("feature", psi="timm", model=TIMM_MODEL, edge_weight=1.0)
+
+
+class LeftHalfReader(torch.nn.Module):
+    """A 'task network' that reads the mean of the left half of the image and nothing else; it has dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.dropout = torch.nn.Dropout(0.5)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.scale * images[..., : images.shape[-1] // 2].mean(dim=(1, 2, 3))[:, None])
+
+
+def test_task_consistency_charges_a_change_the_network_reads_and_not_one_it_ignores() -> None:
+    consistency = TaskConsistency(LeftHalfReader(), SelfRegularizer(psi="identity"), weight=10.0)
+    synthetic = torch.zeros(2, 1, 4, 8)
+    left, right = synthetic.clone(), synthetic.clone()
+    left[..., :4] += 0.5
+    right[..., 4:] += 0.5
+    leash = SelfRegularizer(psi="identity")
+    assert float(consistency(right, synthetic)) == pytest.approx(float(leash(right, synthetic)))  # leash alone
+    assert float(consistency(left, synthetic)) == pytest.approx(float(leash(left, synthetic)) + 10 * 0.5)
+
+
+def test_task_consistency_trains_the_refined_image_and_never_the_frozen_network() -> None:
+    reader = LeftHalfReader()
+    consistency = TaskConsistency(reader, SelfRegularizer(psi="identity"), weight=1.0).train()
+    assert not reader.training  # dropout off: the network reads the same way every step
+    refined = torch.full((1, 1, 2, 4), 0.25, requires_grad=True)
+    consistency(refined, torch.zeros(1, 1, 2, 4)).backward()
+    assert reader.scale.grad is None and not reader.scale.requires_grad
+    # d/dx of |mean(left half)| is 1/4 on each left pixel, plus the L1 leash's 1/8 on every pixel
+    assert torch.allclose(refined.grad[..., :2], torch.full((1, 1, 2, 2), 1 / 4 + 1 / 8))
+    assert torch.allclose(refined.grad[..., 2:], torch.full((1, 1, 2, 2), 1 / 8))
+
+
+@pytest.mark.parametrize("value", ["10", True, -1.0, float("nan"), None])
+def test_task_consistency_weight_must_be_a_number_of_at_least_zero(value) -> None:
+    with pytest.raises(ConfigError, match=r"regularizer\.options\.gaze_weight must be a finite number >= 0 .* got"):
+        TaskConsistency(LeftHalfReader(), SelfRegularizer(), value, name="gaze_weight")
 
 
 def timm_weights(path: Path, channels: int, fill: float) -> dict[str, torch.Tensor]:

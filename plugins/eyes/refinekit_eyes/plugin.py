@@ -54,3 +54,12 @@ def register_tasks(register: Register) -> None:
         "refinekit_eyes.task:GazeTask",
         "The paper's gaze estimator, scored by angular error on held-out real eyes",
     )
+
+
+@hookimpl
+def register_regularizers(register: Register) -> None:
+    register(
+        "gaze-consistency",
+        "refinekit_eyes.gaze_leash:gaze_consistency",
+        "L1 leash plus a frozen synthetic-trained gaze network's change (gaze_weight): looks may change, gaze not",
+    )

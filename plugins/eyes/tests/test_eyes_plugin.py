@@ -23,6 +23,7 @@ def test_registers_datasets_and_recipe_without_problems(eyes_registry: Registry)
         "dataset": ["unityeyes", "mpiigaze", "kaggle-h5", "eyes-sim", "mpiigaze-sample"],
         "recipe": ["eyes-simgan"],
         "task": ["gaze"],
+        "regularizer": ["gaze-consistency"],
     }
 
 
