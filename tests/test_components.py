@@ -17,6 +17,7 @@ from refinekit.data.image_files import write_image
 from refinekit.errors import CheckpointError, ConfigError
 from refinekit.plugins.contracts import DatasetContract, DiscriminatorContract, RefinerContract, RegularizerContract
 from refinekit.plugins.registry import create_discriminator, create_refiner, create_regularizer
+from refinekit.runtime.chunks import batch_independent
 from refinekit.training.losses import REAL, REFINED
 from refinekit.weights.files import export_refiner, load_refiner
 
@@ -337,6 +338,12 @@ def test_task_consistency_trains_the_refined_image_and_never_the_frozen_network(
     # d/dx of |mean(left half)| is 1/4 on each left pixel, plus the L1 leash's 1/8 on every pixel
     assert torch.allclose(refined.grad[..., :2], torch.full((1, 1, 2, 2), 1 / 4 + 1 / 8))
     assert torch.allclose(refined.grad[..., 2:], torch.full((1, 1, 2, 2), 1 / 8))
+
+
+def test_task_consistency_runs_in_chunks_exactly_when_its_leash_does() -> None:
+    batch_norm_leash = torch.nn.Sequential(torch.nn.BatchNorm2d(1))
+    assert batch_independent(TaskConsistency(torch.nn.BatchNorm2d(1), SelfRegularizer(), 1.0))  # frozen: eval mode
+    assert not batch_independent(TaskConsistency(LeftHalfReader(), batch_norm_leash, 1.0))
 
 
 @pytest.mark.parametrize("value", ["10", True, -1.0, float("nan"), None])

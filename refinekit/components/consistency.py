@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from refinekit.errors import ConfigError
+from refinekit.runtime.chunks import batch_independent
 
 
 class TaskConsistency(nn.Module):
@@ -33,8 +34,6 @@ class TaskConsistency(nn.Module):
         0.0
     """
 
-    refinekit_batch_independent = True  # the frozen network runs in eval mode: no batch statistics
-
     def __init__(self, network: nn.Module, leash: nn.Module, weight: float, name: str = "weight") -> None:
         super().__init__()
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
@@ -44,6 +43,11 @@ class TaskConsistency(nn.Module):
         self.network = network.requires_grad_(False).eval()
         self.leash = leash
         self.weight = float(weight)
+
+    @property
+    def refinekit_batch_independent(self) -> bool:
+        """The leash's answer: the frozen network runs in eval mode, with no batch statistics."""
+        return batch_independent(self.leash)
 
     def train(self, mode: bool = True) -> TaskConsistency:
         super().train(mode)
