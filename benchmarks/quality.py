@@ -144,6 +144,9 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     # gaze; and a looser pixel leash, with the same absolute gaze weight, frees R to repaint what is not the gaze
     "default-gaze-leash": gaze_leash(10.0),
     "default-k-d-2-gaze-leash": ["schedule.k_d=2", *gaze_leash(10.0)],
+    # the gaze leash held the labels (about 1.2 degrees) but cost realism; with two D steps it kept the default's
+    # realism at half its gaze moved. A third D step spends some of that headroom on realism
+    "default-k-d-3-gaze-leash": ["schedule.k_d=3", *gaze_leash(10.0)],
     "default-reg-1-gaze-leash": ["reg_weight=1.0", *gaze_leash(20.0)],
     "default-reg-0.5-gaze-leash": ["reg_weight=0.5", *gaze_leash(40.0)],
     "default-residual-refiner": ["refiner.options.residual=true"],  # R outputs its input plus a learnt change
