@@ -67,11 +67,13 @@ WITHOUT_COORDINATES = ["refiner.options.coordinates=false", "discriminator.optio
 """The recipe before its networks saw each pixel's position: every row measured before that pins it."""
 ROUNDS_300 = ["schedule.steps=300"]
 """The quick schedule's length before it became 600 adversarial rounds: every row measured before pins it."""
+L1_LEASH = ["regularizer.name='l1'", "schedule.k_d=1"]
+"""The quick schedule before the gaze leash and its two D steps per R step: every row measured before pins it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
     *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
     "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
-    "adversarial.loss='cross-entropy'",
+    "adversarial.loss='cross-entropy'", *L1_LEASH,
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);
 # "default" is the recipe exactly as it ships.
@@ -118,8 +120,9 @@ def edge_leash(strength: float) -> list[str]:
     return ["regularizer.name='feature'", f"regularizer.options.edge_weight={strength}"]
 
 
-SHIPPED_VARIANTS: dict[str, list[str]] = {
-    "default": [],
+# Changes to the recipe as it was before the gaze leash became its default: each keeps L1_LEASH under it.
+BEFORE_GAZE_LEASH: dict[str, list[str]] = {
+    "default-l1-leash": [],  # the recipe until 2026-12-06: the paper's L1 leash and one D step per R step
     "default-eye-lower": ["synthetic.options.eye_y=[18.5,18.5]"],  # the eye centre 1.5 px lower in the 60x36 frame
     # psi keeps coarse shading only: R is free to add fine texture, which real skin has and rendered skin lacks
     "default-psi-low-pass": ["regularizer.name='feature'", "regularizer.options.psi='low-pass'"],
@@ -161,6 +164,10 @@ SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default-relief-simulator": [*ROUNDS_300, *range_overrides(RELIEF_VERSION), *WITHOUT_COORDINATES],
     "default-previous-simulator": [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
     **{name: [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
+}
+SHIPPED_VARIANTS: dict[str, list[str]] = {
+    "default": [],  # the recipe exactly as it ships
+    **{name: [*L1_LEASH, *change] for name, change in BEFORE_GAZE_LEASH.items()},
 }
 
 

@@ -69,7 +69,7 @@ def load_gaze_leash(channels: int = 1, path: Path = LEASH_WEIGHTS) -> GazeLeashN
 
 
 def gaze_consistency(
-    channels: int = 1, gaze_weight: float = 1.0, psi: str = "identity", edge_weight: float = 0.0
+    channels: int = 1, gaze_weight: float = 10.0, psi: str = "identity", edge_weight: float = 0.0
 ) -> TaskConsistency:
     """The pixel leash (``psi``, ``edge_weight``: see ``feature``) plus ``gaze_weight`` x the gaze network's change."""
     return TaskConsistency(
