@@ -4,7 +4,8 @@ The pixel leash of the paper holds every grey level, so it also forbids what a
 real eye has and a rendered one lacks: lashes, creases, skin. This leash adds a
 frozen gaze network trained on the simulator's eyes alone (CyCADA's semantic
 consistency, Hoffman et al. 2018): R pays for any change that moves the gaze the
-network reads, so the pixel leash can be looser for the same labels.
+network reads. With two D steps per R step it keeps the L1 leash's realism at about
+half the gaze moved, on every seed (``docs/quality.md``), so ``eyes-simgan`` uses it.
 
 The network is deliberately not the paper's estimator that ``benchmarks/quality.py``
 scores labels with: another architecture, trained on other simulator eyes with
@@ -19,12 +20,12 @@ import itertools
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from refinekit.components.consistency import TaskConsistency
 from refinekit.components.regularizers import SelfRegularizer
-from refinekit.errors import ConfigError
+from refinekit.errors import CheckpointError, ConfigError, PluginError
+from refinekit.weights.files import load_encoder_weights
 
 LEASH_WEIGHTS = Path(__file__).with_name("pretrained") / "gaze-leash.safetensors"
 
@@ -54,7 +55,10 @@ class GazeLeashNet(nn.Module):
 def load_gaze_leash(channels: int = 1, path: Path = LEASH_WEIGHTS) -> GazeLeashNet:
     """The shipped gaze network, frozen, for grayscale eyes (3 channels: the grey repeated, as ``eyes-sim`` does)."""
     network = GazeLeashNet(channels=1)
-    network.load_state_dict(load_file(path))
+    try:
+        load_encoder_weights(network, path, "the gaze-consistency leash network (GazeLeashNet)")
+    except CheckpointError as error:
+        raise PluginError(f"{error}; the file ships with refinekit-eyes: reinstall it") from None
     if channels == 1:
         return network
     if channels != 3:

@@ -13,7 +13,7 @@ from refinekit_eyes.gaze import angular_error_degrees
 from refinekit_eyes.gaze_leash import LEASH_WEIGHTS, load_gaze_leash
 from refinekit_eyes.simulator import BATCH_MULTIPLE, equalize_histograms, render, sample_params
 
-from refinekit.errors import ConfigError
+from refinekit.errors import ConfigError, PluginError
 from refinekit.plugins.contracts import RegularizerContract
 from refinekit.plugins.registry import Registry, create_regularizer
 from refinekit.weights.pretrained import read_card_fields
@@ -75,3 +75,12 @@ def test_other_channel_counts_are_a_config_error(eyes_registry: Registry) -> Non
 def test_a_negative_gaze_weight_is_a_config_error_naming_the_option(eyes_registry: Registry) -> None:
     with pytest.raises(ConfigError, match=r"regularizer\.options\.gaze_weight must be a finite number >= 0"):
         create_regularizer("gaze-consistency", channels=1, gaze_weight=-1)
+
+
+@pytest.mark.parametrize("content", [None, b"not a safetensors file"])
+def test_a_missing_or_damaged_network_file_is_an_error_that_says_to_reinstall(tmp_path, content) -> None:
+    path = tmp_path / "gaze-leash.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(PluginError, match=r"gaze-leash\.safetensors.*reinstall"):
+        load_gaze_leash(path=path)
