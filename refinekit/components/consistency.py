@@ -10,12 +10,10 @@ it as a regulariser (the eyes plugin's ``gaze-consistency``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from refinekit.errors import ConfigError
+from refinekit.components.regularizers import check_weight_option
 from refinekit.runtime.chunks import batch_independent
 
 
@@ -36,10 +34,7 @@ class TaskConsistency(nn.Module):
 
     def __init__(self, network: nn.Module, leash: nn.Module, weight: float, name: str = "weight") -> None:
         super().__init__()
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-            raise ConfigError(
-                f"regularizer.options.{name} must be a finite number >= 0 (0: the leash alone), got {weight!r}"
-            )
+        check_weight_option(weight, name, "0: the leash alone", minimum=0)
         self.network = network.requires_grad_(False).eval()
         self.leash = leash
         self.weight = float(weight)

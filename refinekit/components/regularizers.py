@@ -70,6 +70,17 @@ PSI: dict[str, FeatureMap] = {
 }
 
 
+def check_weight_option(value: object, name: str, meaning: str, minimum: float | None = None) -> None:
+    """Refuse a ``regularizer.options.<name>`` that is not a finite number (at least ``minimum``), saying what it means.
+
+    A string from a config file or a NaN would otherwise surface as a crash or a NaN loss mid-training.
+    """
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not number or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ConfigError(f"regularizer.options.{name} must be a finite number{bound} ({meaning}), got {value!r}")
+
+
 def edge_weights(synthetic: torch.Tensor, strength: float) -> torch.Tensor:
     """Per-pixel leash weights, mean 1 in each image, set by where the synthetic image has edges.
 
@@ -115,11 +126,9 @@ class SelfRegularizer(nn.Module):
     ) -> None:
         super().__init__()
         self.psi_name = psi
-        if isinstance(edge_weight, bool) or not isinstance(edge_weight, (int, float)) or not math.isfinite(edge_weight):
-            raise ConfigError(
-                f"regularizer.options.edge_weight must be a finite number (0: an even leash, above 0: edges held "
-                f"harder, below 0: flat regions held harder), got {edge_weight!r}"
-            )
+        check_weight_option(
+            edge_weight, "edge_weight", "0: an even leash, above 0: edges held harder, below 0: flat regions held harder"
+        )
         if edge_weight and psi == "timm":
             raise ConfigError(
                 "regularizer.options.edge_weight: the timm feature map has no pixel grid to weight; "
