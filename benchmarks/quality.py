@@ -165,8 +165,21 @@ BEFORE_GAZE_LEASH: dict[str, list[str]] = {
     "default-previous-simulator": [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES],
     **{name: [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
 }
+# Changes to the recipe as it ships since the gaze leash (its runs are default-k-d-2-gaze-leash's)
+ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
+    # the leash now holds the gaze at 1.3 degrees, inside the 3-degree budget: spend the headroom on a stronger
+    # critic (D's learning rate twice R's, which without the gaze leash moved the gaze past budget) ...
+    "default-k-d-2-gaze-leash-d-lr-1e-3": ["optim.lr_discriminator=1e-3"],
+    # ... on a wider critic (twice the channels of every hidden convolution) ...
+    "default-k-d-2-gaze-leash-wide-d": ["discriminator.options.widths=[192,128,64,64]"],
+    # ... on a looser gaze leash ...
+    "default-k-d-2-gaze-leash-5": ["regularizer.options.gaze_weight=5.0"],
+    # ... or on more rounds, which lowered realism up to 600 with the L1 leash while the gaze drifted
+    "default-k-d-2-gaze-leash-800-rounds": ["schedule.steps=800"],
+}
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
+    **ON_GAZE_LEASH_DEFAULT,
     **{name: [*L1_LEASH, *change] for name, change in BEFORE_GAZE_LEASH.items()},
 }
 
