@@ -18,6 +18,11 @@ def _frames(seed: int, count: int = 3, size: tuple[int, int] = (12, 20)) -> torc
     return levels.float() / 127.5 - 1
 
 
+def _extremes(images: torch.Tensor) -> int:
+    """Pixels at pure black or pure white."""
+    return int(((images == -1) | (images == 1)).sum())
+
+
 def test_equalize_histograms_flattens_the_histogram() -> None:
     ramp = torch.linspace(0.2, 0.4, 55).expand(35, 55)[None]
     out = equalize_histograms(ramp, levels=4096)
@@ -46,8 +51,7 @@ def test_equalising_at_a_larger_size_and_shrinking_leaves_a_histogram_with_fewer
     images = _frames(2, count=8, size=(35, 55))
     at_size, resized = equalize_like_camera(images, (35, 55)), equalize_like_camera(images, (36, 60))
     assert resized.shape == images.shape
-    extremes = lambda x: int(((x == -1) | (x == 1)).sum())  # noqa: E731
-    assert extremes(resized) < extremes(at_size)
+    assert _extremes(resized) < _extremes(at_size)
 
 
 def test_the_gradient_passes_straight_through() -> None:
