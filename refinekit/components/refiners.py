@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinekit.components.coordinates import COORDINATE_CHANNELS, with_coordinates
-from refinekit.components.equalization import Equalize
 from refinekit.errors import ConfigError
 
 PADDING_MODES = ("zeros", "replicate", "reflect")
@@ -48,8 +47,6 @@ class SimGANResNet(nn.Module):
             a tanh of a new image. The refiner then starts as the identity (its last layer starts at
             zero) and spends its capacity on the changes, rather than on copying the input through nine
             convolutions.
-        equalize: ``[height, width]`` to end with the histogram equalisation that the real images went
-            through at that size (:mod:`refinekit.components.equalization`); None (default) for none.
 
     Examples:
         >>> refiner = SimGANResNet(channels=1)
@@ -67,7 +64,6 @@ class SimGANResNet(nn.Module):
         coordinates: bool = False,
         padding: str = "zeros",
         residual: bool = False,
-        equalize: list[int] | None = None,
     ) -> None:
         super().__init__()
         if padding not in PADDING_MODES:
@@ -81,12 +77,11 @@ class SimGANResNet(nn.Module):
         if residual:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-        self.finish = nn.Identity() if equalize is None else Equalize(equalize)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = with_coordinates(images) if self.coordinates else images
         out = self.head(self.blocks(F.relu(self.stem(x))))
-        return self.finish((images + out).clamp(-1.0, 1.0) if self.residual else torch.tanh(out))
+        return (images + out).clamp(-1.0, 1.0) if self.residual else torch.tanh(out)
 
 
 class TimmUNetRefiner(nn.Module):
@@ -104,8 +99,6 @@ class TimmUNetRefiner(nn.Module):
             refiner holds all its weights, so ``load_refiner`` does not read this file again.
         coordinates: also give the full-resolution skip each pixel's position
             (:mod:`refinekit.components.coordinates`); the encoder, and so its weights, stay as they are.
-        equalize: ``[height, width]`` to end with the real images' histogram equalisation at that size,
-            as :class:`SimGANResNet`'s option.
 
     Examples:
         >>> refiner = TimmUNetRefiner(channels=3, encoder="resnet18")
@@ -120,7 +113,6 @@ class TimmUNetRefiner(nn.Module):
         decoder_features: int = 64,
         weights: str | None = None,
         coordinates: bool = False,
-        equalize: list[int] | None = None,
     ) -> None:
         super().__init__()
         import timm  # imported here: timm is only needed by this refiner
@@ -136,7 +128,6 @@ class TimmUNetRefiner(nn.Module):
         self.coordinates = coordinates
         self.input_skip = nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, decoder_features, 3, padding=1)
         self.head = nn.Conv2d(decoder_features, channels, 1)
-        self.finish = nn.Identity() if equalize is None else Equalize(equalize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)
@@ -148,4 +139,4 @@ class TimmUNetRefiner(nn.Module):
             y = F.relu(self.fuse[level](y))
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         skip = self.input_skip(with_coordinates(x) if self.coordinates else x)
-        return self.finish(torch.tanh(self.head(F.relu(y + skip))))
+        return torch.tanh(self.head(F.relu(y + skip)))

@@ -56,7 +56,6 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from refinekit.components.equalization import equalize_histograms
 from refinekit.data.image_set import resize_uint8
 from refinekit_eyes.gaze import pitch_yaw_to_vector
 
@@ -362,7 +361,7 @@ def simulate_eyes(
         scenes = params.slice(start, start + chunk)
         image, label = render(scenes.padded(BATCH_MULTIPLE), drawn)
         image, label = image[: len(scenes)], {key: value[: len(scenes)] for key, value in label.items()}
-        image = equalize_histograms(image, levels=4096) if equalize else (image * 255).round_().to(torch.uint8)
+        image = equalize_histograms(image) if equalize else (image * 255).round_().to(torch.uint8)
         images.append(torch.from_numpy(resize_uint8(image[:, None].numpy(), size)[:, 0]))
         if drawn != size:
             label = {
@@ -373,6 +372,22 @@ def simulate_eyes(
     if not images:
         return torch.empty((0, *size), dtype=torch.uint8), {}
     return torch.cat(images), {key: torch.cat([label[key] for label in labels]) for key in labels[0]}
+
+
+def equalize_histograms(images: torch.Tensor, levels: int = 4096) -> torch.Tensor:
+    """Per-image histogram equalisation of float (N, H, W) images in [0, 1] -> uint8.
+
+    It is OpenCV's ``equalizeHist`` computed on ``levels`` grey levels instead of
+    256: equalising already-quantised smooth gradients stretches single 8-bit steps
+    into visible bands.
+    """
+    flat = (images.reshape(len(images), -1).clamp(0, 1) * (levels - 1)).round().long()
+    counts = torch.zeros(len(images), levels).scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float32))
+    cdf = counts.cumsum(1)
+    first = torch.where(counts > 0, cdf, torch.full_like(cdf, float("inf"))).amin(1, keepdim=True)
+    scale = (flat.shape[1] - first).clamp(min=1)
+    table = ((cdf - first) / scale * 255).round().clamp(0, 255)
+    return table.gather(1, flat).to(torch.uint8).reshape(images.shape)
 
 
 def _lid_curves(t: torch.Tensor, p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,9 +11,8 @@ import pytest
 import torch
 from refinekit_eyes.gaze import angular_error_degrees
 from refinekit_eyes.gaze_leash import LEASH_WEIGHTS, load_gaze_leash
-from refinekit_eyes.simulator import BATCH_MULTIPLE, render, sample_params
+from refinekit_eyes.simulator import BATCH_MULTIPLE, equalize_histograms, render, sample_params
 
-from refinekit.components.equalization import equalize_histograms
 from refinekit.errors import ConfigError, PluginError
 from refinekit.plugins.contracts import RegularizerContract
 from refinekit.plugins.registry import Registry, create_regularizer
@@ -34,7 +33,7 @@ def eyes_looking(yaw_degrees: float, count: int = 16) -> torch.Tensor:
     scenes = sample_params(torch.Generator().manual_seed(5), count)
     scenes = dataclasses.replace(scenes, yaw=torch.full((count,), float(np.deg2rad(yaw_degrees))))
     images, _ = render(scenes.padded(BATCH_MULTIPLE), (35, 55))
-    return equalize_histograms(images[:count], levels=4096)[:, None].float() / 127.5 - 1
+    return equalize_histograms(images[:count])[:, None].float() / 127.5 - 1
 
 
 def test_the_shipped_network_is_the_file_its_card_describes() -> None:

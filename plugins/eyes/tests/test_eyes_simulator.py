@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from refinekit_eyes import simulator
@@ -15,6 +16,7 @@ from refinekit_eyes.simulator import (
     RELIEF_VERSION,
     EyeParams,
     SimulatorRanges,
+    equalize_histograms,
     range_overrides,
     render,
     sample_params,
@@ -137,6 +139,13 @@ def test_landmarks_lie_in_the_image() -> None:
     margin = labels["landmarks"][:, :16]
     assert margin[..., 0].min() > -1 and margin[..., 0].max() < SIZE[1]
     assert margin[..., 1].min() > -1 and margin[..., 1].max() < SIZE[0]
+
+
+def test_equalize_histograms_flattens_the_histogram() -> None:
+    ramp = torch.linspace(0.2, 0.4, 55).expand(35, 55)[None]
+    out = equalize_histograms(ramp)
+    assert int(out.min()) == 0 and int(out.max()) == 255
+    assert np.histogram(out.numpy(), bins=4, range=(0, 256))[0].min() > 0.15 * out.numel()
 
 
 def test_camera_and_texture_change_pixels_but_never_labels() -> None:
