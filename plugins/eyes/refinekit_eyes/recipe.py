@@ -40,7 +40,7 @@ Schedules:
   step it scores the L1 leash's realism at about half its gaze moved: 91.2 +- 0.3% and
   1.29 +- 0.04 degrees, against 91.0 +- 0.6% and 2.35 +- 0.55; three D steps scored
   90.8 +- 1.7% (one seed far better, two worse). With the gaze leash holding the labels,
-  800 rounds instead of 600 lower realism for every seed: 88.9 +- 0.4%, gaze moved
+  800 rounds instead of 600 lower realism for every seed: 88.9 +- 0.3%, gaze moved
   1.33 +- 0.03 degrees (D's Adam at 1e-3, twice R's, at 600 rounds: 89.7 +- 0.1% and
   1.47 degrees). That is the default since (``default-*`` rows in docs/quality.md).
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
@@ -108,7 +108,7 @@ EYES_SIMGAN = Recipe(
                 "refiner_pretrain_steps": 150,
                 "discriminator_pretrain_steps": 50,
                 # benchmarks/quality.py: 600 rounds, not 300, lower realism for every seed with the labels kept;
-                # with the gaze leash 800, not 600, again (88.9 +- 0.4% against 91.2 +- 0.3%, gaze moved 1.33 deg)
+                # with the gaze leash 800, not 600, again (88.9 +- 0.3% against 91.2 +- 0.3%, gaze moved 1.33 deg)
                 "steps": 800,
                 "k_g": 1,
                 "k_d": 2,
