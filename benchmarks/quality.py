@@ -104,7 +104,7 @@ ONE_CHANGE: dict[str, list[str]] = {
     "default-hinge": ["adversarial.loss='hinge'"],
     "default-refiner-narrow": ["refiner.options.features=32"],  # the paper's width is 64
     "default-refiner-deep": ["refiner.options.blocks=8"],  # the paper's depth is 4 ResNet blocks
-    "default-lr-1e-3": ["optim.lr_refiner=1e-3", "optim.lr_discriminator=1e-3"],  # twice the recipe's 5e-4 then
+    "default-lr-1e-3": ["optim.lr_refiner=1e-3", "optim.lr_discriminator=1e-3"],  # twice the recipe's 5e-4
     "default-buffer-small": ["buffer_size=160"],  # 10 batches of history instead of 100
     "default-k-g-2": ["schedule.k_g=2"],  # two R steps per D step, as the paper's schedule
     "default-global-d": ["discriminator.name='global'"],  # one decision per image, not per patch
@@ -122,7 +122,7 @@ def edge_leash(strength: float) -> list[str]:
     return ["regularizer.name='feature'", f"regularizer.options.edge_weight={strength}"]
 
 
-# Changes to the recipe as it was before the gaze leash became its default: each keeps L1_LEASH under it.
+# Changes to the recipe as it was before the gaze leash became its default: each keeps L1_LEASH and ROUNDS_600.
 BEFORE_GAZE_LEASH: dict[str, list[str]] = {
     "default-l1-leash": [],  # the recipe until 2026-12-06: the paper's L1 leash and one D step per R step
     "default-eye-lower": ["synthetic.options.eye_y=[18.5,18.5]"],  # the eye centre 1.5 px lower in the 60x36 frame
