@@ -177,8 +177,14 @@ ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
     # ... or on a looser gaze leash. (More rounds, 800, became the recipe: the default row holds those runs.)
     "default-k-d-2-gaze-leash-5": ["regularizer.options.gaze_weight=5.0"],
 }
+# Changes to the recipe as it ships (800 rounds)
+ON_DEFAULT: dict[str, list[str]] = {
+    # the faster D bought realism at 600 rounds for no time (default-k-d-2-gaze-leash-d-lr-1e-3): with 800 too?
+    "default-d-lr-1e-3-800-rounds": ["optim.lr_discriminator=1e-3"],
+}
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
+    **ON_DEFAULT,
     **{name: [*ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
     **{name: [*L1_LEASH, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
 }
