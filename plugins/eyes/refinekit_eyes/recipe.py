@@ -9,7 +9,7 @@ Schedules:
 
 * ``quick`` (default) is sized for a 2-core CPU without a GPU: the paper's
   networks, Adam at 5e-4, batch 16, 150 R and 50 D pre-training steps, then 800 rounds
-  of one R and two D steps, with the ``gaze-consistency`` leash: about 8.5 minutes on an
+  of one R and two D steps, with the ``gaze-consistency`` leash: about 7.5 minutes on an
   idle 2-core CPU. ``reg_weight`` 2.0
   was chosen over 0.5 by ``refinekit evaluate`` on one run each (seed 0): held-out
   realism accuracy against real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
