@@ -71,11 +71,13 @@ L1_LEASH = ["regularizer.name='l1'", "schedule.k_d=1"]
 """The quick schedule before the gaze leash and its two D steps per R step: every row measured before pins it."""
 ROUNDS_600 = ["schedule.steps=600"]
 """The quick schedule's length before it became 800 rounds (end of 2026-12-06): every row measured before pins it."""
+D_LR_5E_4 = ["optim.lr_discriminator=5e-4"]
+"""D's learning rate before it became twice R's (2026-12-06, seventh session): every row measured before pins it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
     *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
     "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
-    "adversarial.loss='cross-entropy'", *L1_LEASH,
+    "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4,
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);
 # "default" is the recipe exactly as it ships.
@@ -168,6 +170,7 @@ BEFORE_GAZE_LEASH: dict[str, list[str]] = {
     **{name: [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
 }
 # Changes to the recipe with the gaze leash at 600 rounds (the default-k-d-2-gaze-leash row): each keeps ROUNDS_600
+# and D_LR_5E_4
 ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
     # the leash holds the gaze at 1.3 degrees, inside the 3-degree budget: spend the headroom on a stronger
     # critic (D's learning rate twice R's, which without the gaze leash moved the gaze past budget) ...
@@ -177,16 +180,18 @@ ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
     # ... or on a looser gaze leash. (More rounds, 800, became the recipe: the default row holds those runs.)
     "default-k-d-2-gaze-leash-5": ["regularizer.options.gaze_weight=5.0"],
 }
-# Changes to the recipe as it ships (800 rounds)
+# Changes to the recipe as it ships (800 rounds, D at 1e-3)
 ON_DEFAULT: dict[str, list[str]] = {
-    # the faster D bought realism at 600 rounds for no time (default-k-d-2-gaze-leash-d-lr-1e-3): with 800 too?
-    "default-d-lr-1e-3-800-rounds": ["optim.lr_discriminator=1e-3"],
+    "default-d-lr-5e-4": D_LR_5E_4,  # D at R's learning rate: the recipe until D's became twice R's
+    "default-r-lr-1e-3": ["optim.lr_refiner=1e-3"],  # R as fast as D
+    "default-d-lr-2e-3": ["optim.lr_discriminator=2e-3"],  # D faster still, four times R
+    "default-gaze-leash-5": ["regularizer.options.gaze_weight=5.0"],  # half the gaze leash: the gaze moved 1.8 deg
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
     **ON_DEFAULT,
-    **{name: [*ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
-    **{name: [*L1_LEASH, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
+    **{name: [*D_LR_5E_4, *ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
+    **{name: [*L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
 }
 
 
