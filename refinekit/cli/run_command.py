@@ -6,12 +6,16 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from refinekit.cli.shell import EXIT_INTERRUPTED, command_line, console, friendly_errors
+
+if TYPE_CHECKING:
+    from refinekit.training.loop import Trainer
 
 
 @click.command()
@@ -77,20 +81,36 @@ def run(
         display.describe(trainer, recipe, schedule or get_recipe(recipe).default_schedule)
     else:  # under torchrun rank 0 alone reports and evaluates; the other ranks only train
         trainer.callbacks, display = [], TrainingDisplay(Console(quiet=True), enabled=False)
+    interrupted: TrainingInterrupted | None = None
     try:
         with display:
             result = trainer.fit()
     except TrainingInterrupted as exc:
-        console.print(
-            f"Interrupted at step {exc.step}; checkpoint saved. Resume with:\n  {escape(_resume_command(out_dir))}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted = exc
     finally:
         if getattr(trainer, "folder_lock", None) is not None:  # the next writer of --out may start
             trainer.folder_lock.release()
+    if interrupted is not None:
+        if trainer.is_main:
+            console.print(
+                f"Interrupted at step {interrupted.step}; checkpoint saved. Resume with:\n"
+                f"  {escape(_resume_command(out_dir))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        _leave(trainer, EXIT_INTERRUPTED)
     display.finish(result)
+    _leave(trainer, 0)
+
+
+def _leave(trainer: Trainer, code: int) -> None:
+    """End the command with ``code``; under torchrun through :func:`refinekit.runtime.distributed.exit_rank`."""
+    if trainer.topology.distributed:
+        from refinekit.runtime.distributed import exit_rank
+
+        exit_rank(code)
+    if code:
+        sys.exit(code)
 
 
 def _resume_command(out_dir: str) -> str:

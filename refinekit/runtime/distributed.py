@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -82,6 +83,24 @@ def setup(device: torch.device) -> Topology:
 def _teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End this torchrun process with ``code`` once every rank gets here, without the interpreter's teardown.
+
+    Gloo's worker threads free the tensors of the last collectives after those
+    return, and freeing a tensor that Python has seen takes the GIL. Once the
+    interpreter's teardown has begun, a thread asking for the GIL is ended on the
+    spot, which aborts the process ("terminate called without an active
+    exception"; 1 of 10 two-rank CPU runs, see pytorch/pytorch#179291). So
+    a rank waits for the others (none leaves while rank 0 still writes the run
+    folder), closes the process group, flushes its output and exits directly.
+    """
+    barrier()
+    _teardown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def barrier() -> None:
