@@ -141,4 +141,8 @@ def test_two_rank_runs_exit_cleanly_every_time(job) -> None:
     of a CI run. Twelve runs would most likely have hit it.
     """
     for attempt in range(12):
-        torchrun(job, f"out{attempt}", "--steps", "1")
+        torchrun(job, f"out{attempt}", "--steps", "1")  # 2 + 2 pre-training steps + 1 round
+        # rank 1 waited for rank 0: the run folder is whole when both have exited
+        with safe_open(str(job / f"out{attempt}" / "checkpoint.safetensors"), "pt") as f:
+            assert f.metadata()["step"] == "5"
+        assert (job / f"out{attempt}" / "refiner.safetensors").is_file()

@@ -10,8 +10,9 @@ Schedules:
 * ``quick`` (default) is sized for a 2-core CPU without a GPU: the paper's
   networks, Adam at 5e-4 for R and 1e-3 for D, batch 16, 150 R and 50 D pre-training
   steps, then 800 rounds of one R and two D steps, with the ``gaze-consistency`` leash:
-  about 7.5 minutes on an idle 2-core CPU. ``reg_weight`` 2.0 was chosen over 0.5 by ``refinekit evaluate`` on one run each (seed 0): held-out
-  realism accuracy against real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
+  about 7.5 minutes on an idle 2-core CPU. ``reg_weight`` 2.0 was chosen over 0.5 by
+  ``refinekit evaluate`` on one run each (seed 0): held-out realism accuracy against
+  real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
   0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees. DiffAugment
   (translation, cut-out) on D's inputs and a refiner EMA of 0.99 keep the labels
   about twice as well at the same realism (gaze moved 2.6 vs 5.7
