@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 
+from refinekit.components.refiners import SimGANResNet
 from refinekit.data.image_set import ImageSet
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.recipe import Recipe
 from refinekit.plugins.registry import Registry, get_registry, reset_registry
+from refinekit.weights.files import export_refiner
 
 TINY_SIZE = (16, 20)
+EYE_SIZE = (35, 55)
+
+
+def export_tiny_refiner(path: Path, size: tuple[int, int] = EYE_SIZE) -> Path:
+    """A seeded one-block, 8-channel SimGAN refiner exported to ``path``: a real refiner file that refines in ms."""
+    torch.manual_seed(0)
+    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, size)
+    return path
+
+
+@pytest.fixture
+def refiner_file(tmp_path: Path) -> Path:
+    """A tiny refiner for 35x55 grayscale images, exported into the test's folder."""
+    return export_tiny_refiner(tmp_path / "refiner.safetensors")
 
 
 def make_tiny_images(count: int, size: tuple[int, int], seed: int, bright: int) -> ImageSet:

@@ -7,24 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
 from refinekit.refine.input_fit import coordinate_map, fit_to_size, match_channels
 from refinekit.refine.pipeline import refine_to_folder
-from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
-
-
-@pytest.fixture
-def refiner_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "refiner.safetensors"
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
-    return path
 
 
 def save(path: Path, array: np.ndarray, sidecar: dict | None = None) -> None:
@@ -46,7 +35,9 @@ def test_a_mixed_size_folder_is_refused_even_when_the_first_image_fits(refiner_f
 
 
 @pytest.mark.parametrize("mode", ["stretch", "pad", "crop"])
-def test_resizing_on_request_names_the_map_for_sidecar_coordinates(refiner_file: Path, tmp_path: Path, mode: str) -> None:
+def test_resizing_on_request_names_the_map_for_sidecar_coordinates(
+    refiner_file: Path, tmp_path: Path, mode: str
+) -> None:
     rng = np.random.default_rng(0)
     save(tmp_path / "in" / "a.png", rng.integers(0, 256, SIZE, dtype=np.uint8))
     save(tmp_path / "in" / "b.png", rng.integers(0, 256, (480, 640), dtype=np.uint8), {"pupil": [320, 240]})

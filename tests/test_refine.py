@@ -13,24 +13,14 @@ from PIL import Image
 from safetensors import safe_open
 
 from refinekit.cli.app import main
-from refinekit.components.refiners import SimGANResNet
 from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
 from refinekit.errors import CheckpointError, ConfigError, DataError
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.refine.output_records import verify_output
 from refinekit.refine.pipeline import open_refiner, parse_shard, refine_batch, refine_to_folder
-from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
-
-
-@pytest.fixture
-def refiner_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "refiner.safetensors"
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
-    return path
 
 
 def make_folder(folder: Path, count: int, size: tuple[int, int] = SIZE, sidecars: bool = True) -> list[Path]:

@@ -11,17 +11,9 @@ from refinekit import load_refiner
 from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
 from refinekit.refine.pipeline import open_refiner, refine_batch
-from refinekit.weights.files import export_refiner
+from tests.conftest import export_tiny_refiner
 
 SIZE = (35, 55)
-
-
-@pytest.fixture
-def refiner_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "refiner.safetensors"
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
-    return path
 
 
 def test_load_refiner_is_inference_ready(refiner_file: Path) -> None:
@@ -77,10 +69,10 @@ def test_exported_refiners_honour_the_umask_like_ordinary_files(tmp_path: Path) 
     old = os.umask(0o022)
     try:
         path = tmp_path / "refiner.safetensors"
-        export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
+        export_tiny_refiner(path)
         assert os.stat(path).st_mode & 0o777 == 0o644
         os.umask(0o077)
-        export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
+        export_tiny_refiner(path)
         assert os.stat(path).st_mode & 0o777 == 0o600
     finally:
         os.umask(old)

@@ -12,9 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from refinekit import RefinedBatches, RefinedDataset
-from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import DataError
-from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
 Pair = namedtuple("Pair", "image gaze")
@@ -65,14 +63,6 @@ class EyeItems(Dataset):
 def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
     """The very same data, not a copy: the annotation was passed through untouched."""
     return a.data_ptr() == b.data_ptr() and torch.equal(a, b)
-
-
-@pytest.fixture
-def refiner_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "refiner.safetensors"
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
-    return path
 
 
 def test_identity_refiner_gives_the_same_images_and_annotations_are_untouched() -> None:

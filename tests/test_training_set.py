@@ -25,7 +25,6 @@ from PIL import Image
 import refinekit
 import refinekit.refine.training_set as training_set
 from refinekit.cli.app import main
-from refinekit.components.refiners import SimGANResNet
 from refinekit.config import DatasetConfig, ImageConfig, config_to_json
 from refinekit.data.image_files import read_image
 from refinekit.data.image_set import ImageSet
@@ -33,13 +32,7 @@ from refinekit.data.loading import load_dataset
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.refine.output_records import verify_output
 from refinekit.refine.pipeline import open_refiner, refine_batch
-from refinekit.weights.files import export_refiner
-
-
-def make_refiner(path: Path, size: tuple[int, int]) -> Path:
-    torch.manual_seed(0)
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, size)
-    return path
+from tests.conftest import export_tiny_refiner
 
 
 def refine_cli(*args: str) -> str:
@@ -73,7 +66,7 @@ def simulators(isolated_registry):
 
 
 def test_eyes_sim_refined_and_raw_with_gaze_labels(simulators, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (35, 55))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (35, 55))
     options = ["--dataset", "eyes-sim", "--set", "count=10", "--set", "seed=7", "--shard-size", "4"]
     text = refine_cli(str(refiner), *options, str(tmp_path / "refined"))
     assert "Refined 10 images" in text and "metadata.jsonl" in text
@@ -97,7 +90,7 @@ def test_eyes_sim_refined_and_raw_with_gaze_labels(simulators, tmp_path: Path) -
 
 
 def test_digits_fonts_loads_back_as_a_torch_dataset_with_labels(simulators, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (28, 28))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (28, 28))
     refine_cli(str(refiner), "--dataset", "digits-fonts", "--set", "count=20", str(tmp_path / "refined"))
     refine_cli(str(refiner), "--dataset", "digits-fonts", "--set", "count=20", "--raw", str(tmp_path / "raw"))
 
@@ -120,7 +113,7 @@ def test_digits_fonts_loads_back_as_a_torch_dataset_with_labels(simulators, tmp_
 
 
 def test_a_folder_dataset_keeps_its_sidecar_labels(tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (35, 55))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (35, 55))
     folder = tmp_path / "in"
     (folder / "b").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -146,7 +139,7 @@ def test_a_run_folder_refines_the_synthetic_set_it_trained_on(tiny_domain, tmp_p
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(config_to_json(config))
-    make_refiner(run / "refiner.safetensors", (config.image.height, config.image.width))
+    export_tiny_refiner(run / "refiner.safetensors", (config.image.height, config.image.width))
 
     refine_cli(str(run), str(tmp_path / "raw"), "--raw")
     trained_on = load_dataset(config.synthetic, config.image, config.seed)
@@ -184,7 +177,7 @@ def stamped(isolated_registry, monkeypatch):
 
 
 def test_a_large_generated_set_renders_block_by_block_and_keeps_two(stamped, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (16, 16))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
     source = training_set.open_dataset(refiner, refiner, "stamped", None, {"count": 30, "seed": 3})
     assert isinstance(source, training_set.GeneratedInput) and len(source) == 30
     batch = source.read(5, 20, numeric=True)
@@ -196,7 +189,7 @@ def test_a_large_generated_set_renders_block_by_block_and_keeps_two(stamped, tmp
 
 
 def test_an_interrupted_generated_export_resumes_with_labels_aligned(stamped, tmp_path: Path, monkeypatch) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (16, 16))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
     out = tmp_path / "out"
     args = dict(dataset="stamped", options=["count=30", "seed=3"], raw=True, shard_size=4, batch_size=2, progress=False)
     original = training_set.GeneratedInput.read
@@ -224,7 +217,7 @@ def test_an_interrupted_generated_export_resumes_with_labels_aligned(stamped, tm
 
 
 def test_shards_write_the_labels_once_the_last_part_is_done(stamped, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (16, 16))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
     common = ["--dataset", "stamped", "--set", "count=12", "--shard-size", "3", "--raw", str(tmp_path / "out")]
     text = refine_cli(str(refiner), *common, "--shard", "0/2")
     assert "Done with this part" in text and not (tmp_path / "out" / "metadata.jsonl").exists()
@@ -235,9 +228,20 @@ def test_shards_write_the_labels_once_the_last_part_is_done(stamped, tmp_path: P
 
 
 def test_safetensors_exports_load_back_with_their_labels(stamped, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (16, 16))
-    refine_cli(str(refiner), "--dataset", "stamped", "--set", "count=10", "--shard-size", "4", "--format",
-               "safetensors", "--raw", str(tmp_path / "out"))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
+    refine_cli(
+        str(refiner),
+        "--dataset",
+        "stamped",
+        "--set",
+        "count=10",
+        "--shard-size",
+        "4",
+        "--format",
+        "safetensors",
+        "--raw",
+        str(tmp_path / "out"),
+    )
     assert not (tmp_path / "out" / "metadata.jsonl").exists()
     loaded = refinekit.TrainingSet(tmp_path / "out")
     assert len(loaded) == 10
@@ -246,34 +250,51 @@ def test_safetensors_exports_load_back_with_their_labels(stamped, tmp_path: Path
 
 
 def test_mistakes_are_one_paragraph_errors(stamped, tmp_path: Path) -> None:
-    refiner = make_refiner(tmp_path / "refiner.safetensors", (16, 16))
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
     result = CliRunner().invoke(main, ["refine", str(refiner), str(tmp_path / "out")])
     assert result.exit_code == 2 and "--dataset NAME" in result.output
     refine_cli(str(refiner), "--dataset", "stamped", "--set", "count=4", str(tmp_path / "out"))
-    result = CliRunner().invoke(main, ["refine", str(refiner), "--dataset", "stamped", "--set", "count=4", "--raw",
-                                       str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["refine", str(refiner), "--dataset", "stamped", "--set", "count=4", "--raw", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "holds refined images" in result.output and "--raw" in result.output
-    result = CliRunner().invoke(main, ["refine", str(refiner), "--dataset", "stamped", "--set", "seed=x",
-                                       str(tmp_path / "new")])
+    result = CliRunner().invoke(
+        main, ["refine", str(refiner), "--dataset", "stamped", "--set", "seed=x", str(tmp_path / "new")]
+    )
     assert result.exit_code == 2 and "whole number" in result.output
     (tmp_path / "pngs").mkdir()
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "pngs" / "a.png")
-    result = CliRunner().invoke(main, ["refine", str(refiner), str(tmp_path / "pngs"), "--set", "limit=1",
-                                       str(tmp_path / "new")])
+    result = CliRunner().invoke(
+        main, ["refine", str(refiner), str(tmp_path / "pngs"), "--set", "limit=1", str(tmp_path / "new")]
+    )
     assert result.exit_code == 2 and "takes no options or limit" in result.output
 
 
 def test_killed_export_of_a_folder_resumes_with_labels_lined_up(tmp_path: Path) -> None:
     """SIGKILL mid-run (stopped first, so the kill always lands before the end); the rerun lists every image once."""
     count, size = 240, (48, 48)
-    refiner = make_refiner(tmp_path / "refiner.safetensors", size)
+    refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", size)
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     for i in range(count):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, size, dtype=np.uint8)).save(folder / f"{i:03d}.png")
         (folder / f"{i:03d}.json").write_text(json.dumps({"value": i, "odd": i % 2 == 1}))
-    command = [sys.executable, "-m", "refinekit", "refine", str(refiner), str(folder), str(out),
-               "--shard-size", "4", "--batch-size", "2", "--workers", "1", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "refinekit",
+        "refine",
+        str(refiner),
+        str(folder),
+        str(out),
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     env = {**os.environ, "REFINEKIT_DISABLE_ENTRY_POINTS": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -11,25 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from refinekit.cli.app import main
-from refinekit.components.refiners import SimGANResNet
 from refinekit.errors import ConfigError, DataError
 from refinekit.refine.pipeline import refine_to_folder
-from refinekit.weights.files import export_refiner
 
 SIZE = (35, 55)
-
-
-@pytest.fixture
-def refiner_file(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path / "refiner.safetensors"
-    export_refiner(SimGANResNet(1, 8, 1), path, "simgan-resnet", {"features": 8, "blocks": 1}, 1, SIZE)
-    return path
 
 
 @pytest.fixture
@@ -265,8 +254,19 @@ def test_symlinks_to_no_file_are_skipped_with_a_warning_naming_them(images, tmp_
     ],
 )
 def test_out_of_bounds_settings_are_refused_naming_the_key(tmp_path, setting, named) -> None:
-    args = ["run", "simgan", "--out", str(tmp_path / "run"), "--quiet", "--set", "image.height=64",
-            "--set", "image.width=64", "--set", setting]
+    args = [
+        "run",
+        "simgan",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        "--set",
+        "image.height=64",
+        "--set",
+        "image.width=64",
+        "--set",
+        setting,
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "run").exists()
