@@ -73,11 +73,15 @@ ROUNDS_600 = ["schedule.steps=600"]
 """The quick schedule's length before it became 800 rounds (end of 2026-12-06): every row measured before pins it."""
 D_LR_5E_4 = ["optim.lr_discriminator=5e-4"]
 """D's learning rate before it became twice R's (2026-12-06, seventh session): every row measured before pins it."""
+FULL_WIDTH = ["refiner.options.features=64"]
+"""The paper's refiner width, the recipe's until it became 32 channels (2026-12-06, eighth session)."""
+ROUNDS_800 = ["schedule.steps=800"]
+"""The quick schedule's length with the full-width refiner: every row measured on it pins it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
     *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
     "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
-    "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4,
+    "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4, *FULL_WIDTH,
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);
 # "default" is the recipe exactly as it ships.
@@ -170,7 +174,7 @@ BEFORE_GAZE_LEASH: dict[str, list[str]] = {
     **{name: [*ROUNDS_300, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *change] for name, change in ONE_CHANGE.items()},
 }
 # Changes to the recipe with the gaze leash at 600 rounds (the default-k-d-2-gaze-leash row): each keeps ROUNDS_600
-# and D_LR_5E_4
+# and D_LR_5E_4 (and FULL_WIDTH, as every group before the narrow refiner)
 ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
     # the leash holds the gaze at 1.3 degrees, inside the 3-degree budget: spend the headroom on a stronger
     # critic (D's learning rate twice R's, which without the gaze leash moved the gaze past budget) ...
@@ -180,8 +184,10 @@ ON_GAZE_LEASH_DEFAULT: dict[str, list[str]] = {
     # ... or on a looser gaze leash. (More rounds, 800, became the recipe: the default row holds those runs.)
     "default-k-d-2-gaze-leash-5": ["regularizer.options.gaze_weight=5.0"],
 }
-# Changes to the recipe as it ships (800 rounds, D at 1e-3)
-ON_DEFAULT: dict[str, list[str]] = {
+# Changes to the recipe with the full-width refiner at 800 rounds and D at 1e-3 (the default-full-width row): each
+# keeps FULL_WIDTH and ROUNDS_800
+ON_FULL_WIDTH_DEFAULT: dict[str, list[str]] = {
+    "default-full-width": [],  # the recipe until the narrow refiner: the paper's 64 channels, 800 rounds
     "default-d-lr-5e-4": D_LR_5E_4,  # D at R's learning rate: the recipe until D's became twice R's
     "default-r-lr-1e-3": ["optim.lr_refiner=1e-3"],  # R as fast as D
     "default-d-lr-2e-3": ["optim.lr_discriminator=2e-3"],  # D faster still, four times R
@@ -191,15 +197,15 @@ ON_DEFAULT: dict[str, list[str]] = {
     "default-refiner-narrow-800-rounds": ["refiner.options.features=32"],  # the same rounds: what the width alone does
     "default-refiner-narrow-1600-rounds": ["refiner.options.features=32", "schedule.steps=1600"],
     "default-refiner-48-1100-rounds": ["refiner.options.features=48", "schedule.steps=1100"],
-    # the narrow R's 1,600 rounds took 6 min 18 s on the idle machine: more rounds still fit in 10 minutes
+    # the narrow R's 1,600 rounds took 6 min 18 s on the idle machine: more rounds still fit in 10 minutes. 2,400
+    # became the recipe: the default row holds those runs
     "default-refiner-narrow-2000-rounds": ["refiner.options.features=32", "schedule.steps=2000"],
-    "default-refiner-narrow-2400-rounds": ["refiner.options.features=32", "schedule.steps=2400"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
-    **ON_DEFAULT,
-    **{name: [*D_LR_5E_4, *ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
-    **{name: [*L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
+    **{name: [*FULL_WIDTH, *ROUNDS_800, *change] for name, change in ON_FULL_WIDTH_DEFAULT.items()},
+    **{name: [*FULL_WIDTH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
+    **{name: [*FULL_WIDTH, *L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
 }
 
 
@@ -301,7 +307,7 @@ def ship(run_dir: Path, runs: Path, command: str, machine: str) -> None:
     holdout = config.real_holdout
     body = f"""# eyes-simgan: pretrained refiner
 
-The paper's refiner (SimGAN ResNet, {config.refiner.options or 'default widths'}) trained to turn the
+A SimGAN ResNet refiner ({config.refiner.options or "the paper's widths"}) trained to turn the
 `eyes-sim` simulator's eyes into eyes like the embedded MPIIGaze sample, at
 {config.image.height}x{config.image.width} grayscale. Load it with `refinekit.load_refiner("eyes-simgan")`
 or `refinekit refine eyes-simgan INPUT OUTPUT`.

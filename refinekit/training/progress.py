@@ -99,6 +99,8 @@ METRIC_LABELS = {
     "d_acc_real": "D acc real",
     "d_acc_refined": "D acc refined",
 }
+
+
 def _fit(parts: list[str], width: int, sep: str = "  ") -> str:
     """As many whole ``parts`` as fit in ``width`` columns: never one cut in the middle."""
     line = ""
