@@ -44,8 +44,8 @@ Schedules:
   800 rounds instead of 600 lower realism for every seed: 88.9 +- 0.3%, gaze moved
   1.33 +- 0.03 degrees (D's Adam at 1e-3, twice R's, at 600 rounds: 89.7 +- 0.1% and
   1.47 degrees); with D's Adam at 1e-3 too, lower again for every seed: 87.6 +- 0.6%, gaze
-  moved 1.76 +- 0.13 degrees. R at half the paper's width trains a round in 0.21 s here, less than
-  half the full width's time, so the 10-minute budget holds 2,400 rounds instead of 800:
+  moved 1.76 +- 0.13 degrees. R at half the paper's width trains a round in 0.21-0.23 s here, less
+  than half the full width's time, so the 10-minute budget holds 2,400 rounds, not 800:
   85.1 +- 1.1% realism, lower than the full width at 800 rounds for every seed, gaze moved
   2.34 +- 0.09 degrees (the narrow R at 800 rounds: 90.3 +- 1.4%; at 1,600 and 2,000: 86.1 +- 1.0%
   and 86.4 +- 0.7%). That is the default since (``default-*`` rows in docs/quality.md).
