@@ -40,8 +40,7 @@ def _holder_process(code: str) -> subprocess.Popen:
     """A python process that runs ``code`` (taking a lock), prints 'held' and waits to be killed."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code + "\nprint('held', flush=True)\nimport time\ntime.sleep(60)\n"],
-        stdout=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
@@ -58,9 +57,7 @@ def test_a_second_writer_is_refused_naming_the_holder_pid_and_host(tmp_path: Pat
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    proc = _holder_process(
-        f"from refinekit.data.folder_lock import lock_folder\nlock = lock_folder({str(folder)!r}, '--out')"
-    )
+    proc = _holder_process(f"from refinekit.data.folder_lock import lock_folder\nlock = lock_folder({str(folder)!r}, '--out')")
     try:
         with pytest.raises(FolderBusyError, match=f"PID {proc.pid} on host"):
             lock_folder(folder, "--out")
@@ -210,30 +207,12 @@ def test_two_real_refine_processes_the_second_is_refused_and_the_first_finishes(
     rng = np.random.default_rng(0)
     for i in range(16):
         Image.fromarray(rng.integers(0, 256, SIZE, dtype=np.uint8)).save(folder / f"{i:02d}.png")
-    command = [
-        sys.executable,
-        "-m",
-        "refinekit",
-        "refine",
-        str(refiner_file),
-        str(folder),
-        str(out),
-        "--shard-size",
-        "4",
-        "--batch-size",
-        "2",
-        "--workers",
-        "2",
-        "--quiet",
-    ]
+    command = [sys.executable, "-m", "refinekit", "refine", str(refiner_file), str(folder), str(out),
+               "--shard-size", "4", "--batch-size", "2", "--workers", "2", "--quiet"]
     env = {**os.environ, "REFINEKIT_DISABLE_ENTRY_POINTS": "1"}
     # the first writer stops for good at image 13 (shard 3), with shards 0 to 2 committed
-    first = subprocess.Popen(
-        command,
-        env={**env, "PYTHONPATH": str(hooks), "REFINEKIT_TEST_BLOCK": "13.png"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = subprocess.Popen(command, env={**env, "PYTHONPATH": str(hooks), "REFINEKIT_TEST_BLOCK": "13.png"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not (out / "records" / "shard_00002.json").exists():

@@ -35,9 +35,7 @@ def test_a_mixed_size_folder_is_refused_even_when_the_first_image_fits(refiner_f
 
 
 @pytest.mark.parametrize("mode", ["stretch", "pad", "crop"])
-def test_resizing_on_request_names_the_map_for_sidecar_coordinates(
-    refiner_file: Path, tmp_path: Path, mode: str
-) -> None:
+def test_resizing_on_request_names_the_map_for_sidecar_coordinates(refiner_file: Path, tmp_path: Path, mode: str) -> None:
     rng = np.random.default_rng(0)
     save(tmp_path / "in" / "a.png", rng.integers(0, 256, SIZE, dtype=np.uint8))
     save(tmp_path / "in" / "b.png", rng.integers(0, 256, (480, 640), dtype=np.uint8), {"pupil": [320, 240]})

@@ -229,19 +229,8 @@ def test_shards_write_the_labels_once_the_last_part_is_done(stamped, tmp_path: P
 
 def test_safetensors_exports_load_back_with_their_labels(stamped, tmp_path: Path) -> None:
     refiner = export_tiny_refiner(tmp_path / "refiner.safetensors", (16, 16))
-    refine_cli(
-        str(refiner),
-        "--dataset",
-        "stamped",
-        "--set",
-        "count=10",
-        "--shard-size",
-        "4",
-        "--format",
-        "safetensors",
-        "--raw",
-        str(tmp_path / "out"),
-    )
+    refine_cli(str(refiner), "--dataset", "stamped", "--set", "count=10", "--shard-size", "4", "--format",
+               "safetensors", "--raw", str(tmp_path / "out"))
     assert not (tmp_path / "out" / "metadata.jsonl").exists()
     loaded = refinekit.TrainingSet(tmp_path / "out")
     assert len(loaded) == 10
@@ -254,19 +243,16 @@ def test_mistakes_are_one_paragraph_errors(stamped, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["refine", str(refiner), str(tmp_path / "out")])
     assert result.exit_code == 2 and "--dataset NAME" in result.output
     refine_cli(str(refiner), "--dataset", "stamped", "--set", "count=4", str(tmp_path / "out"))
-    result = CliRunner().invoke(
-        main, ["refine", str(refiner), "--dataset", "stamped", "--set", "count=4", "--raw", str(tmp_path / "out")]
-    )
+    result = CliRunner().invoke(main, ["refine", str(refiner), "--dataset", "stamped", "--set", "count=4", "--raw",
+                                       str(tmp_path / "out")])
     assert result.exit_code == 2 and "holds refined images" in result.output and "--raw" in result.output
-    result = CliRunner().invoke(
-        main, ["refine", str(refiner), "--dataset", "stamped", "--set", "seed=x", str(tmp_path / "new")]
-    )
+    result = CliRunner().invoke(main, ["refine", str(refiner), "--dataset", "stamped", "--set", "seed=x",
+                                       str(tmp_path / "new")])
     assert result.exit_code == 2 and "whole number" in result.output
     (tmp_path / "pngs").mkdir()
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "pngs" / "a.png")
-    result = CliRunner().invoke(
-        main, ["refine", str(refiner), str(tmp_path / "pngs"), "--set", "limit=1", str(tmp_path / "new")]
-    )
+    result = CliRunner().invoke(main, ["refine", str(refiner), str(tmp_path / "pngs"), "--set", "limit=1",
+                                       str(tmp_path / "new")])
     assert result.exit_code == 2 and "takes no options or limit" in result.output
 
 
@@ -279,22 +265,8 @@ def test_killed_export_of_a_folder_resumes_with_labels_lined_up(tmp_path: Path) 
     for i in range(count):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, size, dtype=np.uint8)).save(folder / f"{i:03d}.png")
         (folder / f"{i:03d}.json").write_text(json.dumps({"value": i, "odd": i % 2 == 1}))
-    command = [
-        sys.executable,
-        "-m",
-        "refinekit",
-        "refine",
-        str(refiner),
-        str(folder),
-        str(out),
-        "--shard-size",
-        "4",
-        "--batch-size",
-        "2",
-        "--workers",
-        "1",
-        "--quiet",
-    ]
+    command = [sys.executable, "-m", "refinekit", "refine", str(refiner), str(folder), str(out),
+               "--shard-size", "4", "--batch-size", "2", "--workers", "1", "--quiet"]
     env = {**os.environ, "REFINEKIT_DISABLE_ENTRY_POINTS": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

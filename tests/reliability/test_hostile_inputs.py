@@ -254,19 +254,8 @@ def test_symlinks_to_no_file_are_skipped_with_a_warning_naming_them(images, tmp_
     ],
 )
 def test_out_of_bounds_settings_are_refused_naming_the_key(tmp_path, setting, named) -> None:
-    args = [
-        "run",
-        "simgan",
-        "--out",
-        str(tmp_path / "run"),
-        "--quiet",
-        "--set",
-        "image.height=64",
-        "--set",
-        "image.width=64",
-        "--set",
-        setting,
-    ]
+    args = ["run", "simgan", "--out", str(tmp_path / "run"), "--quiet", "--set", "image.height=64",
+            "--set", "image.width=64", "--set", setting]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "run").exists()
