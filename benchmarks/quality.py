@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, range_overrides
+from refinekit_eyes.recipe import CALIBRATED_RANGES
+from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, SimulatorRanges, range_overrides
 from safetensors.torch import load_file, save_file
 
 from refinekit.config import TrainConfig
@@ -77,8 +78,10 @@ FULL_WIDTH = ["refiner.options.features=64"]
 """The paper's refiner width, the recipe's until it became 32 channels (2026-12-06, eighth session)."""
 ROUNDS_800 = ["schedule.steps=800"]
 """The quick schedule's length with the full-width refiner: every row measured on it pins it."""
+UNCALIBRATED = range_overrides({name: getattr(SimulatorRanges(), name) for name in CALIBRATED_RANGES})
+"""The simulator's own geometry, the recipe's until it calibrated it (2026-12-06, ninth session): older rows pin it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
-    *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
+    *UNCALIBRATED, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",
     "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
     "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4, *FULL_WIDTH,
@@ -201,11 +204,31 @@ ON_FULL_WIDTH_DEFAULT: dict[str, list[str]] = {
     # became the recipe: the default row holds those runs
     "default-refiner-narrow-2000-rounds": ["refiner.options.features=32", "schedule.steps=2000"],
 }
+# Changes to the recipe before its simulator's geometry was calibrated (recipe.CALIBRATED_RANGES): each keeps
+# UNCALIBRATED. The calibration's two halves, alone:
+BEFORE_CALIBRATION: dict[str, list[str]] = {
+    "default-uncalibrated-simulator": [],  # the recipe until the calibration: the simulator's own geometry
+    "default-calibrated-eye-height": ["synthetic.options.eye_y=[18,18]"],  # the eye 1 px lower in the 60x36 frame
+    "default-calibrated-gaze-range": ["synthetic.options.pitch=[-25,20]", "synthetic.options.yaw=[-25,25]"],
+}
+# Changes to the recipe as it ships
+ON_DEFAULT: dict[str, list[str]] = {
+    # the refiner's EMA averages over about 1,000 steps, not 100: the 2,400 rounds leave room for a slower average
+    "default-ema-0.999": ["refiner_ema=0.999"],
+}
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
-    **{name: [*FULL_WIDTH, *ROUNDS_800, *change] for name, change in ON_FULL_WIDTH_DEFAULT.items()},
-    **{name: [*FULL_WIDTH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in ON_GAZE_LEASH_DEFAULT.items()},
-    **{name: [*FULL_WIDTH, *L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change] for name, change in BEFORE_GAZE_LEASH.items()},
+    **ON_DEFAULT,
+    **{name: [*UNCALIBRATED, *change] for name, change in BEFORE_CALIBRATION.items()},
+    **{name: [*UNCALIBRATED, *FULL_WIDTH, *ROUNDS_800, *change] for name, change in ON_FULL_WIDTH_DEFAULT.items()},
+    **{
+        name: [*UNCALIBRATED, *FULL_WIDTH, *D_LR_5E_4, *ROUNDS_600, *change]
+        for name, change in ON_GAZE_LEASH_DEFAULT.items()
+    },
+    **{
+        name: [*UNCALIBRATED, *FULL_WIDTH, *L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change]
+        for name, change in BEFORE_GAZE_LEASH.items()
+    },
 }
 
 
@@ -305,9 +328,13 @@ def ship(run_dir: Path, runs: Path, command: str, machine: str) -> None:
     refined = refine_images(load_refiner(run_dir / "refiner.safetensors"), synthetic, "cpu")
     draw_grid(synthetic[:8], refined[:8], judge.real_images(config)[:8], DOCS_GRID)
     holdout = config.real_holdout
+    options = ", ".join(f"{key} {value}" for key, value in config.refiner.options.items()) or "the paper's widths"
+    s = config.schedule
+    schedule = (f"R pre-trained {s.refiner_pretrain_steps} steps and D {s.discriminator_pretrain_steps}, then "
+                f"{s.steps} rounds of {s.k_g} R and {s.k_d} D steps")
     body = f"""# eyes-simgan: pretrained refiner
 
-A SimGAN ResNet refiner ({config.refiner.options or "the paper's widths"}) trained to turn the
+A SimGAN ResNet refiner ({options}) trained to turn the
 `eyes-sim` simulator's eyes into eyes like the embedded MPIIGaze sample, at
 {config.image.height}x{config.image.width} grayscale. Load it with `refinekit.load_refiner("eyes-simgan")`
 or `refinekit refine eyes-simgan INPUT OUTPUT`.
@@ -316,7 +343,7 @@ or `refinekit refine eyes-simgan INPUT OUTPUT`.
 - Command: `{command}`
 - Data: synthetic `eyes-sim` (seed {config.seed}); real `mpiigaze-sample` less the
   {holdout.fraction:.0%} held out by `real_holdout` (seed {holdout.seed}), which D never saw.
-- Steps: {rows[-1]["step"] if rows else 0} (schedule {config.schedule.model_dump()}), batch {config.batch_size}.
+- Steps: {rows[-1]["step"] if rows else 0} ({schedule}), batch {config.batch_size}.
 - Machine: {machine}.
 - The run's full configuration is `eyes-simgan.json` beside this card.
 

@@ -23,6 +23,13 @@ the real eyes' mean logit beside them::
 
     python plugins/eyes/benchmarks/simulator_gap.py --parameters
 
+With ``--refiner NAME_OR_FILE`` (a pretrained refiner's name, or a refiner file)
+``--parameters`` and ``--bands`` refine the rendered eyes first: what still gives a
+refined eye away is what the simulator must change, because a refiner held to its
+input cannot::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --parameters --refiner eyes-simgan
+
 ``--statistics`` prints the two figures the simulator's layout was fitted to, for
 each variant beside the real eyes: the mean grey level of every other image row
 (after equalisation, where brightness sits from brow to cheek) and percentiles of
@@ -52,12 +59,21 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
-from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, EyeParams, range_overrides, sample_params
+from refinekit_eyes.simulator import (
+    PREVIOUS_VERSION,
+    RELIEF_VERSION,
+    EyeParams,
+    SimulatorRanges,
+    range_overrides,
+    sample_params,
+)
 
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import to_float
 from refinekit.data.loading import load_dataset
 from refinekit.evaluation.realism import cross_fitted_accuracy, train_classifier
+from refinekit.evaluation.refined import refine_images
+from refinekit.refine.pipeline import load_refiner
 from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
@@ -120,9 +136,17 @@ def training_real() -> np.ndarray:
     return trainable.images[np.random.default_rng(5).permutation(len(trainable))]
 
 
-def rendered(overrides: list[str], count: int) -> np.ndarray:
+def rendered(overrides: list[str], count: int, refiner: str | None = None) -> np.ndarray:
+    """The variant's first ``count`` eyes of ``RENDER_SEED``, refined by ``refiner`` when one is given."""
     config = resolve_config(RECIPE, overrides=[*overrides, f"synthetic.options.count={count}"])
-    return load_dataset(config.synthetic, config.image, RENDER_SEED).images
+    images = load_dataset(config.synthetic, config.image, RENDER_SEED).images
+    return images if refiner is None else refine_images(load_refiner(refiner), images, "cpu")
+
+
+def ranges_of(overrides: list[str]) -> SimulatorRanges:
+    """The simulator ranges that a variant's overrides select."""
+    options = resolve_config(RECIPE, overrides=overrides).synthetic.options
+    return SimulatorRanges(**{name: tuple(options[name]) for name in SimulatorRanges.names() if name in options})
 
 
 def realism(fake: np.ndarray, real: np.ndarray) -> float:
@@ -148,12 +172,13 @@ def print_statistics(name: str, images: np.ndarray) -> None:
     print(f"{name}: top 9 rows' mean, per fifth of the width {top}", flush=True)
 
 
-def parameter_effects(real: np.ndarray) -> None:
+def parameter_effects(name: str, real: np.ndarray, refiner: str | None) -> None:
     """Print, per scene parameter, the classifier's mean logit on rendered eyes by fifth of the parameter."""
     n = len(real)
-    fake = rendered(VARIANTS["current"], 2 * n)
+    fake = rendered(VARIANTS[name], 2 * n, refiner)
     # eyes-sim draws its scenes first from a generator seeded like this one, so these are the scenes of `fake`
-    params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n)
+    params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n, ranges_of(VARIANTS[name]))
+    print(f"{name}{f', refined by {refiner}' if refiner else ''}:")
     model = train_classifier(fake[:n], real[: n // 2], RENDER_SEED)
     with torch.no_grad():
         logits = model(to_float(torch.from_numpy(fake[n:]))).numpy()
@@ -178,10 +203,10 @@ BANDS = {
 }  # rows of the 35-row image
 
 
-def band_swaps(name: str, real: np.ndarray) -> None:
+def band_swaps(name: str, real: np.ndarray, refiner: str | None) -> None:
     """Print the mean logit (> 0 = judged real) of rendered eyes given one band of a real eye, and vice versa."""
     n = len(real) // 2
-    fake = rendered(VARIANTS[name], 2 * n)
+    fake = rendered(VARIANTS[name], 2 * n, refiner)
     model = train_classifier(fake[:n], real[:n], RENDER_SEED)
     fake, real = fake[n : 2 * n], real[n : 2 * n]
 
@@ -202,29 +227,32 @@ def band_swaps(name: str, real: np.ndarray) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=None, help="comma-separated (default: all; with --parameters: current)")
     parser.add_argument("--views", action="store_true", help="score each variant's views, not only its images")
     parser.add_argument("--parameters", action="store_true", help="which scene parameters look real to the test")
     parser.add_argument("--statistics", action="store_true", help="row brightness and iris position, beside real")
     parser.add_argument("--bands", action="store_true", help="which band of rows the test finds its evidence in")
+    parser.add_argument("--refiner", default=None, help="with --parameters or --bands: refine the rendered eyes first")
     args = parser.parse_args()
+    variants = (args.variants or ("current" if args.parameters else ",".join(VARIANTS))).split(",")
     real = training_real()
     if args.statistics:
         print_statistics("real", real)
-        for name in args.variants.split(","):
+        for name in variants:
             print_statistics(name, rendered(VARIANTS[name], len(real)))
         return
     if args.bands:
-        for name in args.variants.split(","):
-            band_swaps(name, real)
+        for name in variants:
+            band_swaps(name, real, args.refiner)
         return
     if args.parameters:
-        parameter_effects(real)
+        for name in variants:
+            parameter_effects(name, real, args.refiner)
         return
     count = 2 * (len(real) // 2)
     print(f"{'variant':<64} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")
     views = VIEWS if args.views else {"as drawn": VIEWS["as drawn"]}
-    for name in args.variants.split(","):
+    for name in variants:
         fake = rendered(VARIANTS[name], count)
         for view_name, view in views.items():
             label = f"{name}, {view_name}" if args.views else name
