@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from refinekit_eyes.recipe import CALIBRATED_RANGES
-from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, SimulatorRanges, range_overrides
+from refinekit_eyes.recipe import UNCALIBRATED_RANGES
+from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, range_overrides
 from safetensors.torch import load_file, save_file
 
 from refinekit.config import TrainConfig
@@ -78,7 +78,7 @@ FULL_WIDTH = ["refiner.options.features=64"]
 """The paper's refiner width, the recipe's until it became 32 channels (2026-12-06, eighth session)."""
 ROUNDS_800 = ["schedule.steps=800"]
 """The quick schedule's length with the full-width refiner: every row measured on it pins it."""
-UNCALIBRATED = range_overrides({name: getattr(SimulatorRanges(), name) for name in CALIBRATED_RANGES})
+UNCALIBRATED = range_overrides(UNCALIBRATED_RANGES)
 """The simulator's own geometry, the recipe's until it calibrated it (2026-12-06, ninth session): older rows pin it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
     *UNCALIBRATED, *PREVIOUS_SIMULATOR, *WITHOUT_COORDINATES, *ROUNDS_300, "synthetic.options.camera_size=[35,55]",

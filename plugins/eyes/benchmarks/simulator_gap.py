@@ -59,6 +59,7 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
+from refinekit_eyes.recipe import UNCALIBRATED_RANGES
 from refinekit_eyes.simulator import (
     PREVIOUS_VERSION,
     RELIEF_VERSION,
@@ -78,7 +79,8 @@ from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
 RENDER_SEED = 777  # no training run uses it
-PREVIOUS = range_overrides(PREVIOUS_VERSION)
+UNCALIBRATED = range_overrides(UNCALIBRATED_RANGES)  # the geometry every variant before the calibration was drawn with
+PREVIOUS = [*UNCALIBRATED, *range_overrides(PREVIOUS_VERSION)]
 # The range variants were measured on the previous simulator, so they change it, not the current one.
 RANGE_CHANGES: dict[str, list[str]] = {
     "drawn-at-working-size": ["synthetic.options.camera_size=[35,55]"],  # equalised at 35x55, not resized
@@ -98,7 +100,8 @@ RANGE_CHANGES: dict[str, list[str]] = {
 }
 VARIANTS: dict[str, list[str]] = {
     "current": [],
-    "relief-version": range_overrides(RELIEF_VERSION),  # before the side shadow
+    "uncalibrated": UNCALIBRATED,  # before the recipe calibrated the geometry (refinekit_eyes.recipe.CALIBRATED_RANGES)
+    "relief-version": [*UNCALIBRATED, *range_overrides(RELIEF_VERSION)],  # before the side shadow
     "previous-version": PREVIOUS,
     **{name: [*PREVIOUS, *change] for name, change in RANGE_CHANGES.items()},
 }
