@@ -56,9 +56,11 @@ def resolve_config(
             known = ", ".join(sorted(recipe_obj.schedules)) or "none"
             raise ConfigError(f"recipe '{recipe_obj.name}' has no schedule '{chosen}'; its schedules: {known}")
         data = deep_merge(data, recipe_obj.schedules[chosen])
-    if config_file is not None:
-        data = deep_merge(data, load_toml(Path(config_file)))
-    data = deep_merge(data, _overrides_dict(overrides))
+    user: dict[str, Any] = load_toml(Path(config_file)) if config_file is not None else {}
+    user = deep_merge(user, _overrides_dict(overrides))
+    recipe_data, data = data, deep_merge(data, user)
+    for side in ("synthetic", "real"):
+        data[side] = _without_other_loaders_options(recipe_data.get(side), user.get(side), data.get(side))
     for side, path in (("synthetic", synthetic), ("real", real)):
         if path is not None:
             name = detect_dataset(path, recipe_obj.path_datasets)
@@ -70,6 +72,20 @@ def resolve_config(
     if config_file is not None:
         origin += f" with config file {config_file}"
     return build_config(data, origin=origin)
+
+
+def _without_other_loaders_options(recipe_side: Any, user_side: Any, merged: Any) -> Any:
+    """A dataset config less the recipe's options when the user switched it to another loader.
+
+    A recipe's options are for its own loader (``eyes-simgan`` sets ``eyes-sim``'s
+    ranges); ``--set synthetic.name=...`` to another loader would otherwise hand them
+    to a loader that rejects them. Options the user set stay.
+    """
+    if not isinstance(recipe_side, dict) or not isinstance(merged, dict) or merged.get("name") == recipe_side.get("name"):
+        return merged
+    kept = {key: value for key, value in merged.items() if key != "options"}
+    user_options = user_side.get("options") if isinstance(user_side, dict) else None
+    return kept if user_options is None else {**kept, "options": user_options}
 
 
 def _overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:

@@ -76,3 +76,15 @@ def test_user_paths_replace_the_embedded_defaults(eyes_registry: Registry, unity
         "eyes-simgan", synthetic=str(unityeyes_folder), real=str(FIXTURES / "kaggle_real_gaze_fixture.h5")
     )
     assert (config.synthetic.name, config.real.name) == ("unityeyes", "kaggle-h5")
+
+
+def test_switching_the_synthetic_loader_drops_the_recipes_simulator_ranges() -> None:
+    """The recipe's ``eyes-sim`` ranges would be unknown options to any other loader; the user's own options stay."""
+    from refinekit_eyes.recipe import CALIBRATED_RANGES
+
+    other = resolve_config("eyes-simgan", overrides=['synthetic={name="kaggle-h5", path="gaze.h5"}'])
+    assert (other.synthetic.name, other.synthetic.options) == ("kaggle-h5", {})
+    own = resolve_config("eyes-simgan", overrides=['synthetic={name="image-folder", path="x", options={skip_bad=true}}'])
+    assert own.synthetic.options == {"skip_bad": True}
+    same = resolve_config("eyes-simgan", overrides=["synthetic.options.eye_y=[17,17]"])
+    assert same.synthetic.options == {**CALIBRATED_RANGES, "eye_y": [17, 17]}
