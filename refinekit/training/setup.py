@@ -60,7 +60,8 @@ def resolve_config(
     user = deep_merge(user, _overrides_dict(overrides))
     recipe_data, data = data, deep_merge(data, user)
     for side in ("synthetic", "real"):
-        data[side] = _without_other_loaders_options(recipe_data.get(side), user.get(side), data.get(side))
+        if side in data:
+            data[side] = _without_other_loaders_options(recipe_data.get(side), user.get(side), data[side])
     for side, path in (("synthetic", synthetic), ("real", real)):
         if path is not None:
             name = detect_dataset(path, recipe_obj.path_datasets)

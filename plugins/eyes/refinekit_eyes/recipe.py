@@ -79,16 +79,17 @@ CALIBRATED_RANGES: dict[str, list[float]] = {
 """``eyes-sim``'s geometry, moved towards the real eyes that D trains on (never the held-out ones).
 
 A two-sample classifier of raw simulator output against those eyes scored fresh
-scenes as more real the lower the eye sat, the lower the gaze, the nearer the
-camera the yaw, the lower the upper lid and the dimmer the brow bone (rank
-correlations of 0.25-0.39 between its logit and each parameter); with these
-ranges none of them is among the strongest any more
-(``plugins/eyes/benchmarks/simulator_gap.py --parameters``). Raw output is then told
+scenes as more real the lower the eye sat, the lower the upper lid, the dimmer the
+brow bone and the lower the gaze (correlations of 0.30-0.42 between its logit and
+each parameter); with these ranges none of the four is above 0.17
+(``plugins/eyes/benchmarks/simulator_gap.py --parameters --variants uncalibrated,current``). Raw output is then told
 from held-out real eyes 95.2% of the time, not 96.2% (within that test's noise);
 refined, 84.7 +- 0.9% (3 seeds), not 85.1 +- 1.1%, with the gaze moved 2.12
 degrees, not 2.34 (``benchmarks/quality.py``, ``docs/quality.md``).
 """
-UNCALIBRATED_RANGES: dict[str, tuple[float, float]] = {name: getattr(SimulatorRanges(), name) for name in CALIBRATED_RANGES}
+UNCALIBRATED_RANGES: dict[str, tuple[float, float]] = {
+    name: getattr(SimulatorRanges(), name) for name in CALIBRATED_RANGES
+}
 """The simulator's own values of the calibrated ranges: what the recipe drew before, for the benchmarks' older rows."""
 PAPER_BATCH = 512
 PAPER_PATCHES = 9 * 14
