@@ -59,21 +59,16 @@ from dataclasses import fields
 import kornia
 import numpy as np
 import torch
+from refinekit_eyes.eyes_sim import simulator_ranges
 from refinekit_eyes.recipe import UNCALIBRATED_RANGES
-from refinekit_eyes.simulator import (
-    PREVIOUS_VERSION,
-    RELIEF_VERSION,
-    EyeParams,
-    SimulatorRanges,
-    range_overrides,
-    sample_params,
-)
+from refinekit_eyes.simulator import PREVIOUS_VERSION, RELIEF_VERSION, EyeParams, range_overrides, sample_params
 
 from refinekit.data.heldout import split_real
 from refinekit.data.image_set import to_float
 from refinekit.data.loading import load_dataset
+from refinekit.errors import RefinekitError
 from refinekit.evaluation.realism import cross_fitted_accuracy, train_classifier
-from refinekit.evaluation.refined import refine_images
+from refinekit.evaluation.refined import RefineFn, refine_images
 from refinekit.refine.pipeline import load_refiner
 from refinekit.training.setup import resolve_config
 
@@ -139,17 +134,11 @@ def training_real() -> np.ndarray:
     return trainable.images[np.random.default_rng(5).permutation(len(trainable))]
 
 
-def rendered(overrides: list[str], count: int, refiner: str | None = None) -> np.ndarray:
+def rendered(overrides: list[str], count: int, refiner: RefineFn | None = None) -> np.ndarray:
     """The variant's first ``count`` eyes of ``RENDER_SEED``, refined by ``refiner`` when one is given."""
     config = resolve_config(RECIPE, overrides=[*overrides, f"synthetic.options.count={count}"])
     images = load_dataset(config.synthetic, config.image, RENDER_SEED).images
-    return images if refiner is None else refine_images(load_refiner(refiner), images, "cpu")
-
-
-def ranges_of(overrides: list[str]) -> SimulatorRanges:
-    """The simulator ranges that a variant's overrides select."""
-    options = resolve_config(RECIPE, overrides=overrides).synthetic.options
-    return SimulatorRanges(**{name: tuple(options[name]) for name in SimulatorRanges.names() if name in options})
+    return images if refiner is None else refine_images(refiner, images, "cpu")
 
 
 def realism(fake: np.ndarray, real: np.ndarray) -> float:
@@ -175,13 +164,14 @@ def print_statistics(name: str, images: np.ndarray) -> None:
     print(f"{name}: top 9 rows' mean, per fifth of the width {top}", flush=True)
 
 
-def parameter_effects(name: str, real: np.ndarray, refiner: str | None) -> None:
+def parameter_effects(name: str, real: np.ndarray, refiner: RefineFn | None) -> None:
     """Print, per scene parameter, the classifier's mean logit on rendered eyes by fifth of the parameter."""
     n = len(real)
     fake = rendered(VARIANTS[name], 2 * n, refiner)
     # eyes-sim draws its scenes first from a generator seeded like this one, so these are the scenes of `fake`
-    params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n, ranges_of(VARIANTS[name]))
-    print(f"{name}{f', refined by {refiner}' if refiner else ''}:")
+    ranges = simulator_ranges(resolve_config(RECIPE, overrides=VARIANTS[name]).synthetic.options)
+    params = sample_params(torch.Generator().manual_seed(RENDER_SEED), 2 * n, ranges)
+    print(f"{name}{', refined' if refiner else ''}:")
     model = train_classifier(fake[:n], real[: n // 2], RENDER_SEED)
     with torch.no_grad():
         logits = model(to_float(torch.from_numpy(fake[n:]))).numpy()
@@ -206,7 +196,7 @@ BANDS = {
 }  # rows of the 35-row image
 
 
-def band_swaps(name: str, real: np.ndarray, refiner: str | None) -> None:
+def band_swaps(name: str, real: np.ndarray, refiner: RefineFn | None) -> None:
     """Print the mean logit (> 0 = judged real) of rendered eyes given one band of a real eye, and vice versa."""
     n = len(real) // 2
     fake = rendered(VARIANTS[name], 2 * n, refiner)
@@ -238,6 +228,10 @@ def main() -> None:
     parser.add_argument("--refiner", default=None, help="with --parameters or --bands: refine the rendered eyes first")
     args = parser.parse_args()
     variants = (args.variants or ("current" if args.parameters else ",".join(VARIANTS))).split(",")
+    try:  # once, before minutes of rendering and training: a wrong name or file fails here, with its message
+        refiner = load_refiner(args.refiner) if args.refiner else None
+    except RefinekitError as exc:
+        parser.error(f"--refiner: {exc}")
     real = training_real()
     if args.statistics:
         print_statistics("real", real)
@@ -246,11 +240,11 @@ def main() -> None:
         return
     if args.bands:
         for name in variants:
-            band_swaps(name, real, args.refiner)
+            band_swaps(name, real, refiner)
         return
     if args.parameters:
         for name in variants:
-            parameter_effects(name, real, args.refiner)
+            parameter_effects(name, real, refiner)
         return
     count = 2 * (len(real) // 2)
     print(f"{'variant':<64} {'realism %':>9}   (two-sample accuracy vs {len(real)} training real eyes)")

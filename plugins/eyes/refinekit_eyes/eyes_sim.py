@@ -12,7 +12,7 @@ e.g. ``--set synthetic.options.pitch=[-20,10]``. ``seed`` fixes every image.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -59,12 +59,11 @@ def load_eyes_sim(
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise DataError(f"{NAME}: option 'count' must be a positive whole number, got {count!r}")
     total = count if limit is None else min(count, limit)
-    parsed = SimulatorRanges(**{name: _pair(name, value) for name, value in ranges.items()})
     images, labels = simulate_eyes(
         total,
         torch.Generator().manual_seed(seed),
         size,
-        parsed,
+        simulator_ranges(ranges),
         equalize=check_flag(NAME, "equalize", equalize),
         camera_size=_camera_size(camera_size),
     )
@@ -73,6 +72,12 @@ def load_eyes_sim(
         {key: value.numpy() for key, value in labels.items()},
         source=f"eyes-sim ({total} simulated eyes, seed {seed})",
     )
+
+
+def simulator_ranges(options: Mapping[str, Any]) -> SimulatorRanges:
+    """The ranges that an ``eyes-sim`` dataset's options select (its other options are not ranges), checked."""
+    known = SimulatorRanges.names()
+    return SimulatorRanges(**{name: _pair(name, value) for name, value in options.items() if name in known})
 
 
 def _camera_size(value: Any) -> tuple[int, int] | None:
