@@ -216,6 +216,13 @@ ON_DEFAULT: dict[str, list[str]] = {
     # the refiner's EMA averages over about 1,000 steps, not 100: the 2,400 rounds leave room for a slower average
     # (they did not: 92.7 +- 1.1%, the exported R still carries the early, barely refined weights)
     "default-ema-0.999": ["refiner_ema=0.999"],
+    # a refiner that sees the whole eye: the local-patch D and the leash stay, R's receptive field grows from 19 px
+    # to the image (a U-Net on a resnet18 encoder, trained from scratch, 32-channel decoder); about 1.7x a round
+    "default-unet-refiner": ["refiner.name=timm-unet", "refiner.options.decoder_features=32"],
+    # eight ResNet blocks of 32 channels, not four: a 35 px receptive field, not 19; about 1.8x a round
+    "default-8-blocks": ["refiner.options.blocks=8"],
+    # DiffAugment's colour ops as well: D cannot tell refined from real by an image's overall brightness or contrast
+    "default-augment-colour": ["adversarial.augment=['translation','cutout','brightness','contrast']"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships

@@ -152,6 +152,38 @@ def test_component_options_alone_keep_the_default_component() -> None:
     assert build(refiner={"name": "timm-unet"}).refiner.options == {}
 
 
+COMPONENTS = Recipe(
+    name="components",
+    description="sets options for its own components",
+    config={
+        **DATA,
+        "refiner": {"name": "simgan-resnet", "options": {"features": 32}},
+        "regularizer": {"name": "feature", "options": {"psi": "sobel"}},
+    },
+    schedules={"quick": {"discriminator": {"options": {"spectral_norm": True}}}},
+    default_schedule="quick",
+)
+
+
+@pytest.mark.parametrize(
+    ("override", "section", "expected"),
+    [
+        ("refiner.name='timm-unet'", "refiner", ("timm-unet", {})),
+        ("discriminator.name='global'", "discriminator", ("global", {})),  # the schedule's options go as well
+        ("regularizer.name='l1'", "regularizer", ("l1", {})),
+        # options set with the switch are the user's own, and stay
+        ("refiner={name='timm-unet', options={decoder_features=16}}", "refiner", ("timm-unet", {"decoder_features": 16})),
+        # the same component keeps the recipe's options, merged with the user's
+        ("refiner.options.blocks=2", "refiner", ("simgan-resnet", {"features": 32, "blocks": 2})),
+        ("refiner.name='simgan-resnet'", "refiner", ("simgan-resnet", {"features": 32})),
+    ],
+)
+def test_switching_a_component_drops_the_recipes_options_for_the_one_it_replaces(override, section, expected) -> None:
+    """``--set refiner.name=timm-unet`` on a recipe that sizes its ResNet refiner must not hand ``features`` to a U-Net."""
+    component = getattr(resolve_config(COMPONENTS, overrides=[override]), section)
+    assert (component.name, component.options) == expected
+
+
 def test_a_value_where_a_section_belongs_is_not_silently_dropped() -> None:
     # --set schedule=3 followed by --steps 2 (which the CLI adds as schedule.steps=2)
     with pytest.raises(ConfigError, match=r"'schedule' is a section of settings, not a value \(got 3\); .*--set schedule.KEY=VALUE"):

@@ -25,6 +25,8 @@ from refinekit.runtime import distributed
 from refinekit.runtime.precision import resolve_device
 from refinekit.training.loop import CHECKPOINT_NAME, StepReport, Trainer, TrainResult
 
+# Config sections that name a loader or component and carry that choice's options.
+NAMED_SECTIONS = ("synthetic", "real", "refiner", "discriminator", "regularizer")
 # Keys that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_KEYS = frozenset({"schedule.steps", "log_every", "sample_every", "checkpoint_every", "on_nonfinite", "device"})
 
@@ -59,9 +61,9 @@ def resolve_config(
     user: dict[str, Any] = load_toml(Path(config_file)) if config_file is not None else {}
     user = deep_merge(user, _overrides_dict(overrides))
     recipe_data, data = data, deep_merge(data, user)
-    for side in ("synthetic", "real"):
-        if side in data:
-            data[side] = _without_other_loaders_options(recipe_data.get(side), user.get(side), data[side])
+    for section in NAMED_SECTIONS:
+        if section in data:
+            data[section] = _without_replaced_options(recipe_data.get(section), user.get(section), data[section])
     for side, path in (("synthetic", synthetic), ("real", real)):
         if path is not None:
             name = detect_dataset(path, recipe_obj.path_datasets)
@@ -75,17 +77,21 @@ def resolve_config(
     return build_config(data, origin=origin)
 
 
-def _without_other_loaders_options(recipe_side: Any, user_side: Any, merged: Any) -> Any:
-    """A dataset config less the recipe's options when the user switched it to another loader.
+def _without_replaced_options(recipe_section: Any, user_section: Any, merged: Any) -> Any:
+    """A named section less the recipe's options when the user switched it to another loader or component.
 
-    A recipe's options are for its own loader (``eyes-simgan`` sets ``eyes-sim``'s
-    ranges); ``--set synthetic.name=...`` to another loader would otherwise hand them
-    to a loader that rejects them. Options the user set stay.
+    A recipe's options are for its own choice (``eyes-simgan`` sets ``eyes-sim``'s
+    ranges and a 32-channel ``simgan-resnet``); ``--set refiner.name=timm-unet`` would
+    otherwise hand ``features`` to a refiner that rejects it. Options the user set stay.
     """
-    if not isinstance(recipe_side, dict) or not isinstance(merged, dict) or merged.get("name") == recipe_side.get("name"):
+    if (
+        not isinstance(recipe_section, dict)
+        or not isinstance(merged, dict)
+        or merged.get("name", recipe_section.get("name")) == recipe_section.get("name")
+    ):
         return merged
     kept = {key: value for key, value in merged.items() if key != "options"}
-    user_options = user_side.get("options") if isinstance(user_side, dict) else None
+    user_options = user_section.get("options") if isinstance(user_section, dict) else None
     return kept if user_options is None else {**kept, "options": user_options}
 
 
