@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from refinekit.errors import ConfigError
 
@@ -164,6 +164,9 @@ class TrainConfig(_Strict):
         "gradients are summed, so the update is the same. Unset: on a CPU a power of two images of at most 32,768 pixels in all "
         "(16 of 35x55), which keeps the activations in cache; on a GPU the whole batch.",
     )
+    # The dotted keys that a config file, --set or a dataset path set (resolve_config fills it in), so that --resume
+    # tells a changed request from a recipe default that a newer version changed. None: every key counts as set.
+    _requested_keys: frozenset[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ import torch
 from PIL import Image
 
 import refinekit
+from refinekit.config import deep_merge
 from refinekit.errors import CheckpointError, ConfigError, DataError
+from refinekit.plugins.registry import get_recipe
 from refinekit.training.loop import StepReport
 from refinekit.training.setup import prepare, resolve_config
 
@@ -81,6 +84,31 @@ def test_resume_allows_only_the_resumable_keys_to_change(tiny_domain, tmp_path) 
     longer = resolve_config("tiny", overrides={**overrides, "schedule.steps": 3, "log_every": 2})
     trainer = prepare(longer, tmp_path / "run", resume=True)
     assert trainer.step == 7 and trainer.total_steps == 9 and trainer.config.log_every == 2
+
+
+def test_resume_continues_a_run_whose_recipe_defaults_changed_since(tiny_domain, tmp_path) -> None:
+    """A newer refinekit may change a recipe's defaults: the run resumes as it was started, and says what it asks."""
+    overrides = {"schedule.steps": 1, **{k.replace("__", "."): v for k, v in SMALL.items()}}
+    prepare(resolve_config("tiny", overrides=overrides), tmp_path / "run").fit()
+    tiny = get_recipe("tiny")
+    newer = replace(tiny, config=deep_merge(tiny.config, {"reg_weight": 3.0, "synthetic": {"options": {"bright": 70}}}))
+    trainer = prepare(resolve_config(newer, overrides=overrides), tmp_path / "run", resume=True)
+    assert (trainer.config.reg_weight, trainer.config.synthetic.options) == (1.0, {"bright": 60})
+    trainer.folder_lock.release()
+    # what the request sets is still compared, and so is which networks and data the run trains
+    with pytest.raises(ConfigError, match=r"--resume: reg_weight differ from the checkpoint"):
+        prepare(resolve_config(newer, overrides={**overrides, "reg_weight": 3.0}), tmp_path / "run", resume=True)
+    other_refiner = replace(tiny, config=deep_merge(tiny.config, {"refiner": {"name": "residual"}}))
+    with pytest.raises(ConfigError, match=r"--resume: refiner.name differ from the checkpoint"):
+        prepare(resolve_config(other_refiner, overrides=overrides), tmp_path / "run", resume=True)
+
+
+def test_resume_without_steps_keeps_the_runs_own_steps(tiny_domain, tmp_path) -> None:
+    """``--steps 1`` then ``--resume`` alone continues to 1 round, not to the recipe's 6."""
+    overrides = {**{k.replace("__", "."): v for k, v in SMALL.items()}}
+    prepare(resolve_config("tiny", overrides={**overrides, "schedule.steps": 1}), tmp_path / "run").fit()
+    trainer = prepare(resolve_config("tiny", overrides=overrides), tmp_path / "run", resume=True)
+    assert trainer.config.schedule.steps == 1 and trainer.total_steps == 7
 
 
 def test_bad_component_options_are_config_errors(tiny_domain, tmp_path) -> None:

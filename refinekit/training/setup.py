@@ -27,6 +27,10 @@ from refinekit.training.loop import CHECKPOINT_NAME, StepReport, Trainer, TrainR
 
 # Config sections that name a loader or component and carry that choice's options.
 NAMED_SECTIONS = ("synthetic", "real", "refiner", "discriminator", "regularizer")
+# Keys that say which run this is: --resume compares them even where the recipe, not the request, set them.
+IDENTITY_KEYS = frozenset(
+    {*(f"{section}.name" for section in NAMED_SECTIONS), "image.channels", "image.height", "image.width"}
+)
 # Keys that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_KEYS = frozenset({"schedule.steps", "log_every", "sample_every", "checkpoint_every", "on_nonfinite", "device"})
 
@@ -74,7 +78,11 @@ def resolve_config(
     origin = f"configuration of recipe '{recipe_obj.name}'"
     if config_file is not None:
         origin += f" with config file {config_file}"
-    return build_config(data, origin=origin)
+    config = build_config(data, origin=origin)
+    paths = [f"{side}.{key}" for side, path in (("synthetic", synthetic), ("real", real)) if path for key in ("name", "path")]
+    named_schedule = _flatten(recipe_obj.schedules[schedule]) if schedule is not None else {}
+    config._requested_keys = frozenset([*_flatten(user), *paths, *named_schedule])
+    return config
 
 
 def _without_replaced_options(recipe_section: Any, user_section: Any, merged: Any) -> Any:
@@ -124,20 +132,36 @@ def _resumed_config(out_dir: Path, requested: TrainConfig) -> TrainConfig:
         ) from None
     saved = build_config(saved_data, origin=f"config in {out_dir / CHECKPOINT_NAME}")
     saved_flat, requested_flat = _flatten(saved.model_dump(mode="json")), _flatten(requested.model_dump(mode="json"))
-    changed = sorted(k for k in saved_flat if saved_flat[k] != requested_flat.get(k) and k not in RESUMABLE_KEYS)
+    asked = [key for key in saved_flat if _was_requested(key, requested._requested_keys)]
+    changed = sorted(k for k in asked if saved_flat[k] != requested_flat.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         raise ConfigError(
             f"--resume: {', '.join(changed)} differ from the checkpoint in {out_dir}. Resume with the same "
             f"settings, or start a new run in another --out folder. Only {', '.join(sorted(RESUMABLE_KEYS))} may change."
         )
     merged = saved.model_dump(mode="json")
-    for key in RESUMABLE_KEYS:
+    for key in RESUMABLE_KEYS.intersection(asked):
         *parents, leaf = key.split(".")
         target = merged
         for part in parents:
             target = target[part]
         target[leaf] = requested_flat[key]
     return build_config(merged)
+
+
+def _was_requested(key: str, requested: frozenset[str] | None) -> bool:
+    """Whether ``--resume`` compares ``key``: the request set it (itself, a section holding it, or the loader or
+    component it configures), or it is one of the :data:`IDENTITY_KEYS`.
+
+    A key the request left to the recipe keeps the checkpoint's value on resume, so a run that an older refinekit
+    started (with other recipe defaults) still continues, and ``--resume`` alone keeps the run's ``--steps``.
+    """
+    if requested is None or key in IDENTITY_KEYS:
+        return True
+    section = key.split(".")[0]
+    return any(key == set_key or key.startswith(f"{set_key}.") for set_key in requested) or (
+        section in NAMED_SECTIONS and f"{section}.name" in requested
+    )
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
