@@ -20,22 +20,26 @@ from rich.text import Text
 
 from refinekit.runtime.plain_progress import clock, plain_every_seconds
 from refinekit.training.loop import StepReport, Trainer, TrainResult
+from refinekit.training.simgan import refiner_loss
 
 
 def step_costs(trainer: Trainer, repeats: int = 3) -> tuple[float, float, float]:
     """Rough seconds per step of each phase (R pre-train, D pre-train, adversarial round), timed on copies.
 
     The phases cost very different amounts: an R update runs R forward and
-    backward (through D once adversarial), while a D update only runs R forward
-    on half a batch and D, which is far smaller. Each pass is timed on one
-    training chunk (``trainer.micro_batch`` images) and scaled to the batch, as
-    the trainer runs it, so start-up stays short at large CPU batches. The run's
-    own state is untouched. The 15% on top pays for data sampling, the
-    optimiser steps, samples and checkpoints.
+    backward with its regulariser (through D once adversarial), while a D update
+    only runs R forward on half a batch and D, which is far smaller. R's passes
+    are its training loss itself, so a regulariser with a network of its own
+    (``gaze-consistency``) is paid for. Each pass is timed on one training chunk
+    (``trainer.micro_batch`` images) and scaled to the batch, as the trainer runs
+    it, so start-up stays short at large CPU batches. The run's own state is
+    untouched. The 15% on top pays for data sampling, the optimiser steps,
+    samples and checkpoints.
     """
     config = trainer.config
     c, h, w = config.image.channels, config.image.height, config.image.width
     refiner, discriminator = copy.deepcopy(trainer.refiner), copy.deepcopy(trainer.discriminator)
+    regularizer = copy.deepcopy(trainer.regularizer)
     chunk = min(trainer.micro_batch, trainer.local_batch)
     chunks_per_batch = trainer.local_batch / chunk
     x = torch.zeros(chunk, c, h, w, device=trainer.device).contiguous(memory_format=trainer.memory_format)
@@ -50,13 +54,18 @@ def step_costs(trainer: Trainer, repeats: int = 3) -> tuple[float, float, float]
             timings.append(time.perf_counter() - start)
         return min(timings[1:]) * chunks_per_batch * 1.15  # the first call pays one-off allocation costs
 
+    def refiner_passes(critic: torch.nn.Module | None) -> torch.Tensor:
+        return refiner_loss(refiner, regularizer, x, discriminator=critic, augment=config.adversarial.augment)[
+            "refiner_loss"
+        ]
+
     def discriminator_passes() -> torch.Tensor:
         with torch.no_grad():
             refiner(x[: max(len(x) // 2, 1)])
         return discriminator(torch.cat([x, x]))  # the refined and the real images
 
-    refiner_pretrain = timed(lambda: refiner(x))
-    refiner_update = timed(lambda: discriminator(refiner(x)))
+    refiner_pretrain = timed(lambda: refiner_passes(None))
+    refiner_update = timed(lambda: refiner_passes(discriminator))
     discriminator_update = timed(discriminator_passes)
     s = config.schedule
     return refiner_pretrain, discriminator_update, s.k_g * refiner_update + s.k_d * discriminator_update
