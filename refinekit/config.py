@@ -168,6 +168,12 @@ class TrainConfig(_Strict):
     # tells a changed request from a recipe default that a newer version changed. None: every key counts as set.
     _requested_keys: frozenset[str] | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        """The same settings are the same config, whoever asked for which of them (``_requested_keys``)."""
+        if not isinstance(other, TrainConfig):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
     @model_validator(mode="before")
     @classmethod
     def _component_names_default(cls, data: Any) -> Any:
