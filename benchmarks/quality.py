@@ -224,7 +224,7 @@ ON_DEFAULT: dict[str, list[str]] = {
     "default-unet-refiner-1400-rounds": [
         "refiner.name=timm-unet", "refiner.options.decoder_features=32", "schedule.steps=1400"
     ],
-    # eight ResNet blocks of 32 channels, not four: a 35 px receptive field, not 19; about 1.8x a round (83.8 +- 0.3%)
+    # eight ResNet blocks of 32 channels, not four: a 35 px receptive field, not 19; about 1.5x a round (83.8 +- 0.3%)
     "default-8-blocks": ["refiner.options.blocks=8"],
     # DiffAugment's colour ops as well: D cannot tell refined from real by an image's overall brightness or contrast
     # (89.8 +- 0.3%, worse on every seed: the refined eyes' brightness is part of what gives them away)
