@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from refinekit.training.progress import _duration, estimate_seconds
+from refinekit.training.progress import _duration, estimate_seconds, step_costs
 from refinekit.training.setup import prepare, resolve_config
 
 SMALL = ["refiner.options.features=8", "refiner.options.blocks=1", "discriminator.options.widths=[8, 8, 8, 8]"]
@@ -19,6 +20,15 @@ def test_the_estimate_counts_only_the_steps_left(trainer) -> None:
     assert estimate_seconds(trainer) > 0
     trainer.step = trainer.total_steps
     assert estimate_seconds(trainer) == 0
+
+
+def test_the_estimate_leaves_the_runs_random_numbers_alone(tiny_domain, tmp_path) -> None:
+    """Timing R's loss augments D's view; a run that shows the estimate must train as one that does not."""
+    config = resolve_config("tiny", overrides=[*SMALL, "adversarial.augment=['translation','cutout']"])
+    augmented = prepare(config, tmp_path)
+    before = torch.get_rng_state()
+    step_costs(augmented)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_long_estimates_are_said_in_hours() -> None:

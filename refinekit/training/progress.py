@@ -33,7 +33,7 @@ def step_costs(trainer: Trainer, repeats: int = 3) -> tuple[float, float, float]
     (``gaze-consistency``) is paid for. Each pass is timed on one training chunk
     (``trainer.micro_batch`` images) and scaled to the batch, as the trainer runs
     it, so start-up stays short at large CPU batches. The run's own state is
-    untouched. The 15% on top pays for data sampling, the optimiser steps,
+    untouched, torch's random numbers included. The 15% on top pays for data sampling, the optimiser steps,
     samples and checkpoints.
     """
     config = trainer.config
@@ -64,9 +64,11 @@ def step_costs(trainer: Trainer, repeats: int = 3) -> tuple[float, float, float]
             refiner(x[: max(len(x) // 2, 1)])
         return discriminator(torch.cat([x, x]))  # the refined and the real images
 
-    refiner_pretrain = timed(lambda: refiner_passes(None))
-    refiner_update = timed(lambda: refiner_passes(discriminator))
-    discriminator_update = timed(discriminator_passes)
+    # R's loss augments D's view with torch's generator, which training draws from and the checkpoint saves
+    with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
+        refiner_pretrain = timed(lambda: refiner_passes(None))
+        refiner_update = timed(lambda: refiner_passes(discriminator))
+        discriminator_update = timed(discriminator_passes)
     s = config.schedule
     return refiner_pretrain, discriminator_update, s.k_g * refiner_update + s.k_d * discriminator_update
 
