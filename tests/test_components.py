@@ -189,6 +189,47 @@ def test_a_residual_refiner_starts_as_the_identity_and_learns_a_change_within_th
     assert float((out - images).mean()) > 0 and float(out.max()) <= 1.0
 
 
+def test_a_noise_refiner_starts_deterministic_and_learns_to_use_its_noise() -> None:
+    torch.manual_seed(0)
+    refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=2, noise=True)
+    images = torch.rand(4, 1, 9, 11) * 2 - 1
+    assert torch.equal(refiner(images), refiner(images))  # the noise's scales start at zero
+    optimiser = torch.optim.SGD(refiner.parameters(), lr=0.5)
+    optimiser.zero_grad()
+    (refiner(images) - torch.randn_like(images)).pow(2).mean().backward()  # a target that differs per draw
+    optimiser.step()
+    assert float(refiner.noise_scales.detach().abs().sum()) > 0
+    assert not torch.equal(refiner(images), refiner(images))
+
+
+def test_a_noise_refiner_in_eval_mode_refines_each_image_alike_in_any_batch_and_rng_state() -> None:
+    refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=2, noise=True).eval()
+    with torch.no_grad():
+        refiner.noise_scales.fill_(1.0)
+        images = torch.rand(3, 1, 9, 11) * 2 - 1
+        torch.manual_seed(1)
+        alone = refiner(images[2:])
+        torch.manual_seed(2)
+        batched = refiner(images)
+        refiner.train()
+        drawn = refiner(images)
+    assert torch.allclose(batched[2], alone[0], atol=1e-6)  # not bit for bit: a batch may take another kernel
+    assert not torch.equal(batched[0], batched[1])  # another image, other noise: not one pattern for all
+    assert not torch.equal(drawn, batched)  # training draws fresh noise
+
+
+def test_a_noise_refiner_exports_and_loads_its_noise_scales(tmp_path: Path) -> None:
+    refiner = create_refiner("simgan-resnet", channels=1, features=8, blocks=2, noise=True)
+    with torch.no_grad():
+        refiner.noise_scales.uniform_(0.5, 1.0)
+    path = tmp_path / "refiner.safetensors"
+    export_refiner(refiner, path, "simgan-resnet", {"features": 8, "blocks": 2, "noise": True}, 1, (9, 11))
+    loaded = load_refiner(path)
+    images = torch.rand(2, 1, 9, 11) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(images), refiner.eval()(images))
+
+
 def test_unknown_refiner_padding_is_a_config_error_naming_the_choices() -> None:
     with pytest.raises(
         ConfigError, match=r"refiner.options.padding is 'circular'; use one of: zeros, replicate, reflect"

@@ -10,6 +10,8 @@ refiner that shifts images by one column (4 px) changes every label.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -17,10 +19,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from safetensors.torch import load_file
 from torch import nn
 
 import refinekit
 from refinekit.cli.app import main
+from refinekit.cli.shell import EXIT_INTERRUPTED
 from refinekit.config import ImageConfig
 from refinekit.data.image_set import ImageSet
 from refinekit.evaluation import api as evaluation_api
@@ -223,6 +227,45 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
     markdown = (run_dir / "eval" / "report.md").read_text()
     assert "refinekit evaluate" in markdown and "--task-seeds 2" in markdown
     assert f"{100 * realism['refined']['accuracy']['mean']:.1f}%" in markdown
+
+
+def test_eval_snapshots_are_the_exported_refiner_that_was_scored(blobs: Registry, tmp_path, monkeypatch) -> None:
+    """With a weight average, the snapshot is the average (what ``trainer.refine`` scored), as ``refiner.safetensors`` is."""
+    monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
+    run_dir = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["run", "blobs", "--out", str(run_dir), "--eval-every", "8", "--quiet",
+                                        "--device", "cpu", "--set", "refiner_ema=0.5"])
+    assert trained.exit_code == 0, trained.output
+    snapshot, final = (load_file(run_dir / name) for name in ("refiner_step_0000008.safetensors", "refiner.safetensors"))
+    assert snapshot.keys() == final.keys() and all(torch.equal(snapshot[k], final[k]) for k in final)
+
+
+def test_ctrl_c_during_an_evaluation_ends_it_at_once_and_the_run_resumes(blobs: Registry, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
+    stages: list[str] = []
+    train_task_model_of = during_training.train_task_model
+
+    def ctrl_c_while_training_the_task_model(*args, **kwargs):
+        stages.append("task model")
+        if len(stages) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises here, before the model trains
+        return train_task_model_of(*args, **kwargs)
+
+    monkeypatch.setattr(during_training, "train_task_model", ctrl_c_while_training_the_task_model)
+    monkeypatch.setattr(during_training, "two_sample_test", lambda *a, **k: stages.append("realism") or pytest.fail())
+    run_dir = tmp_path / "run"
+    command = ["run", "blobs", "--out", str(run_dir), "--eval-every", "4", "--quiet", "--device", "cpu"]
+    stopped = CliRunner().invoke(main, command)
+    assert stopped.exit_code == EXIT_INTERRUPTED, stopped.output
+    assert "Interrupted at step 4" in stopped.output and stages == ["task model"]
+    assert not (run_dir / "eval.jsonl").exists() and not list(run_dir.glob("refiner_step_*"))
+
+    monkeypatch.undo()
+    monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
+    resumed = CliRunner().invoke(main, [*command, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [0, 8]  # step 4's point was given up; the next one is measured
 
 
 def test_evaluate_api_without_labelled_real_data(blobs: Registry, tmp_path, monkeypatch) -> None:

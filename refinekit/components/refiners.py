@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import torch
@@ -47,6 +48,12 @@ class SimGANResNet(nn.Module):
             a tanh of a new image. The refiner then starts as the identity (its last layer starts at
             zero) and spends its capacity on the changes, rather than on copying the input through nine
             convolutions.
+        noise: add a fresh map of Gaussian noise after every ResNet block, scaled per channel by weights
+            that start at zero (StyleGAN's noise inputs, Karras et al., CVPR 2019). Without it the texture
+            a refiner paints is a fixed function of the synthetic image, so flat simulated skin comes out
+            with the same blotches on every eye; real skin and sensor noise differ from frame to frame.
+            In eval mode each image's noise is seeded by its own pixels (:func:`image_noise`), so an
+            exported refiner refines an image the same way in any batch.
 
     Examples:
         >>> refiner = SimGANResNet(channels=1)
@@ -64,6 +71,7 @@ class SimGANResNet(nn.Module):
         coordinates: bool = False,
         padding: str = "zeros",
         residual: bool = False,
+        noise: bool = False,
     ) -> None:
         super().__init__()
         if padding not in PADDING_MODES:
@@ -72,6 +80,7 @@ class SimGANResNet(nn.Module):
         stem_in = channels + COORDINATE_CHANNELS * coordinates
         self.stem = nn.Conv2d(stem_in, features, 3, padding=1, padding_mode=padding)
         self.blocks = nn.Sequential(*(ResnetBlock(features, padding) for _ in range(blocks)))
+        self.noise_scales = nn.Parameter(torch.zeros(blocks, features)) if noise else None
         self.head = nn.Conv2d(features, channels, 1)
         self.residual = residual
         if residual:
@@ -80,8 +89,32 @@ class SimGANResNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = with_coordinates(images) if self.coordinates else images
-        out = self.head(self.blocks(F.relu(self.stem(x))))
+        x = F.relu(self.stem(x))
+        if self.noise_scales is None:
+            x = self.blocks(x)
+        else:
+            maps = len(self.blocks)
+            if self.training:
+                noise = torch.randn(x.shape[0], maps, *x.shape[-2:], dtype=x.dtype, device=x.device)
+            else:
+                noise = image_noise(images, maps).to(x.dtype)
+            for index, block in enumerate(self.blocks):
+                x = block(x) + self.noise_scales[index].view(1, -1, 1, 1) * noise[:, index : index + 1]
+        out = self.head(x)
         return (images + out).clamp(-1.0, 1.0) if self.residual else torch.tanh(out)
+
+
+def image_noise(images: torch.Tensor, maps: int) -> torch.Tensor:
+    """``maps`` Gaussian noise maps per image, drawn from a generator seeded by that image's bytes.
+
+    Why: a refiner that takes noise is random, but refining a file must give the same output
+    every time, whichever batch the image arrives in and whatever RNG state the caller has.
+    """
+    out = torch.empty(images.shape[0], maps, *images.shape[-2:])
+    for index, image in enumerate(images.detach().float().cpu()):
+        generator = torch.Generator().manual_seed(zlib.crc32(image.numpy().tobytes()))
+        out[index] = torch.randn(out.shape[1:], generator=generator)
+    return out.to(images.device)
 
 
 class TimmUNetRefiner(nn.Module):

@@ -37,7 +37,7 @@ from refinekit.evaluation.realism import two_sample_test
 from refinekit.evaluation.refined import refine_images
 from refinekit.evaluation.task import Task
 from refinekit.evaluation.task_model import train_task_model
-from refinekit.training.loop import StepReport, Trainer
+from refinekit.training.loop import StepReport, StopRequested, Trainer
 from refinekit.training.run_figures import read_metrics
 from refinekit.weights.files import export_refiner
 
@@ -52,10 +52,16 @@ class _Prepared:
     task_model: nn.Module | None
     targets: torch.Tensor | None
     real_features: torch.Tensor
+    log_lines: list[dict[str, Any]]
+    """What ``eval.jsonl`` holds before this run's first point: earlier lines kept, the baseline added."""
 
 
 class EvalDuringTraining:
     """A trainer callback evaluating the refiner every ``every`` steps (and at the last step).
+
+    Ctrl-C during an evaluation ends it at once (:meth:`Trainer.interruptible`) and the run
+    stops with a checkpoint at that step: the point is not logged, and a resumed run
+    evaluates again at the next multiple of ``every``.
 
     Args:
         every: steps between evaluation points.
@@ -86,9 +92,22 @@ class EvalDuringTraining:
     def __call__(self, trainer: Trainer, report: StepReport) -> None:
         if report.step % self.every and report.step != report.total:
             return
+        try:
+            with trainer.interruptible():  # the files are written below, after the work that Ctrl-C may end
+                prepared = self._prepared or self._prepare(trainer)
+                line = self._measure(trainer, prepared, report)
+        except StopRequested:
+            return
         if self._prepared is None:
-            self._prepared = self._prepare(trainer)
-        self._append(trainer.out_dir, self._measure(trainer, report))
+            self._prepared = prepared
+            log = trainer.out_dir / EVAL_LOG
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(json.dumps(row) + "\n" for row in prepared.log_lines))
+        if self.snapshots:
+            c = trainer.config
+            export_refiner(trainer.exported_refiner, trainer.out_dir / line["snapshot"], c.refiner.name,
+                           c.refiner.options, c.image.channels, (c.image.height, c.image.width))
+        self._append(trainer.out_dir, line)
 
     def _prepare(self, trainer: Trainer) -> _Prepared:
         config = trainer.config
@@ -100,27 +119,20 @@ class EvalDuringTraining:
             targets = task.targets(sets.synthetic.annotations)
             a, _ = halves(len(sets.synthetic))
             model = train_task_model(task, sets.synthetic.images[a], targets[a], 0, trainer.device, self.settings.task_steps)
-        prepared = _Prepared(sets, task, model, targets, extract_features(sets.real.images, trainer.device))
-        log = trainer.out_dir / EVAL_LOG
         # a resumed run repeats the steps after its checkpoint: drop their old lines
-        kept = [row for row in read_metrics(log) if row.get("step", 0) < trainer.step]
-        if log.exists():
-            log.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        kept = [row for row in read_metrics(trainer.out_dir / EVAL_LOG) if row.get("step", 0) < trainer.step]
+        prepared = _Prepared(sets, task, model, targets, extract_features(sets.real.images, trainer.device), kept)
         if not any(row.get("phase") == "synthetic" for row in kept):
             baseline = self._scores(prepared, sets.synthetic.images, trainer.device)
-            self._append(trainer.out_dir, {"step": 0, "phase": "synthetic", **baseline})
+            kept.append({"step": 0, "phase": "synthetic", **baseline})
         return prepared
 
-    def _measure(self, trainer: Trainer, report: StepReport) -> dict[str, Any]:
-        assert self._prepared is not None
-        refined = refine_images(trainer.refine, self._prepared.sets.synthetic.images, trainer.device)
-        line: dict[str, Any] = {"step": report.step, "phase": report.phase, **self._scores(self._prepared, refined, trainer.device)}
+    def _measure(self, trainer: Trainer, prepared: _Prepared, report: StepReport) -> dict[str, Any]:
+        """The step's line for ``eval.jsonl``; the snapshot it names is written by the caller."""
+        refined = refine_images(trainer.refine, prepared.sets.synthetic.images, trainer.device)
+        line: dict[str, Any] = {"step": report.step, "phase": report.phase, **self._scores(prepared, refined, trainer.device)}
         if self.snapshots:
-            name = f"refiner_step_{report.step:07d}.safetensors"
-            c = trainer.config
-            export_refiner(trainer.refiner, trainer.out_dir / name, c.refiner.name, c.refiner.options, c.image.channels,
-                           (c.image.height, c.image.width))
-            line["snapshot"] = name
+            line["snapshot"] = f"refiner_step_{report.step:07d}.safetensors"
         return line
 
     def _scores(self, prepared: _Prepared, images: np.ndarray, device: torch.device) -> dict[str, Any]:

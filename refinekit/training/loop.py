@@ -52,6 +52,14 @@ class TrainingInterrupted(Exception):
         self.out_dir = out_dir
 
 
+class StopRequested(BaseException):
+    """Ctrl-C inside :meth:`Trainer.interruptible`: the callback's work ends at once, and the run stops.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, so that no ``except Exception`` in the
+    interrupted work swallows it.
+    """
+
+
 @dataclass
 class StepReport:
     """What the progress display and metrics.jsonl receive after each step."""
@@ -177,6 +185,7 @@ class Trainer(TrainingState):
         shown = np.arange(len(real)) if real_rows is None else np.asarray(real_rows)
         self._fixed_real = torch.from_numpy(real.images[np.sort(shown[:8])])
         self._interrupt = False
+        self._interruptible = False
         self._stop_agreed = False
         self._build_forwards()
         self.probe_components()  # before anything trains or is timed: a broken plugin is named at once
@@ -428,6 +437,22 @@ class Trainer(TrainingState):
         return self._stop_agreed if self.topology.distributed else self._interrupt
 
     @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Within it, Ctrl-C ends the work at once by raising :class:`StopRequested`; the run then stops.
+
+        For a callback's long work that changes no training state and writes no file, such as an
+        evaluation that takes minutes on a busy CPU: between steps the state is already consistent,
+        so nothing needs that work to finish before the checkpoint is saved.
+        """
+        if self._interrupt:
+            raise StopRequested
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    @contextmanager
     def _sigint_saves(self) -> Iterator[None]:
         """Ctrl-C asks the loop to stop at the next step boundary, where the state is consistent."""
 
@@ -435,6 +460,8 @@ class Trainer(TrainingState):
             if self._interrupt:  # a second Ctrl-C stops at once
                 raise KeyboardInterrupt
             self._interrupt = True
+            if self._interruptible:
+                raise StopRequested
 
         try:
             previous = signal.signal(signal.SIGINT, handler)
@@ -459,10 +486,11 @@ class Trainer(TrainingState):
         refiner = self.exported_refiner
         was_training = refiner.training
         refiner.eval()
-        with self.precision.autocast():
-            out = refiner(images.to(self.device).contiguous(memory_format=self.memory_format)).float()
-        refiner.train(was_training)
-        return out
+        try:
+            with self.precision.autocast():
+                return refiner(images.to(self.device).contiguous(memory_format=self.memory_format)).float()
+        finally:  # also when Ctrl-C ends an evaluation mid-batch (:meth:`interruptible`)
+            refiner.train(was_training)
 
     @property
     def exported_refiner(self) -> nn.Module:
