@@ -95,12 +95,20 @@ def test_resume_continues_a_run_whose_recipe_defaults_changed_since(tiny_domain,
     trainer = prepare(resolve_config(newer, overrides=overrides), tmp_path / "run", resume=True)
     assert (trainer.config.reg_weight, trainer.config.synthetic.options) == (1.0, {"bright": 60})
     trainer.folder_lock.release()
-    # what the request sets is still compared, and so is which networks and data the run trains
+    # a newer recipe's other network: the run keeps the one its checkpoint's weights fit
+    other_refiner = replace(tiny, config=deep_merge(tiny.config, {"refiner": {"name": "residual"}}))
+    trainer = prepare(resolve_config(other_refiner, overrides=overrides), tmp_path / "run", resume=True)
+    assert trainer.config.refiner.name == "simgan-resnet"
+    trainer.folder_lock.release()
+    # what the request sets is still compared, and so is which data the run trains on
     with pytest.raises(ConfigError, match=r"--resume: reg_weight differ from the checkpoint"):
         prepare(resolve_config(newer, overrides={**overrides, "reg_weight": 3.0}), tmp_path / "run", resume=True)
-    other_refiner = replace(tiny, config=deep_merge(tiny.config, {"refiner": {"name": "residual"}}))
     with pytest.raises(ConfigError, match=r"--resume: refiner.name differ from the checkpoint"):
-        prepare(resolve_config(other_refiner, overrides=overrides), tmp_path / "run", resume=True)
+        prepare(resolve_config("tiny", overrides={**overrides, "refiner.name": "residual"}), tmp_path / "run",
+                resume=True)
+    other_data = replace(tiny, config=deep_merge(tiny.config, {"synthetic": {"name": "elsewhere"}}))
+    with pytest.raises(ConfigError, match=r"--resume: synthetic.name differ from the checkpoint"):
+        prepare(resolve_config(other_data, overrides=overrides), tmp_path / "run", resume=True)
 
 
 def test_resume_without_steps_keeps_the_runs_own_steps(tiny_domain, tmp_path) -> None:

@@ -27,10 +27,10 @@ from refinekit.training.loop import CHECKPOINT_NAME, StepReport, Trainer, TrainR
 
 # Config sections that name a loader or component and carry that choice's options.
 NAMED_SECTIONS = ("synthetic", "real", "refiner", "discriminator", "regularizer")
-# Keys that say which run this is: --resume compares them even where the recipe, not the request, set them.
-IDENTITY_KEYS = frozenset(
-    {*(f"{section}.name" for section in NAMED_SECTIONS), "image.channels", "image.height", "image.width"}
-)
+# Keys that say which data a run trains on: --resume compares them even where the recipe, not the request, set them,
+# so that a run folder is never resumed as another recipe's. A component the request leaves to the recipe keeps the
+# checkpoint's (its weights fit only that one), so a run still resumes after a newer recipe chose another network.
+IDENTITY_KEYS = frozenset({"synthetic.name", "real.name", "image.channels", "image.height", "image.width"})
 # Keys that may differ between a checkpoint's config and a resumed run's.
 RESUMABLE_KEYS = frozenset({"schedule.steps", "log_every", "sample_every", "checkpoint_every", "on_nonfinite", "device"})
 
