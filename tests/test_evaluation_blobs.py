@@ -37,6 +37,7 @@ from refinekit.evaluation.task_model import predict, train_task_model
 from refinekit.plugins.hookspecs import hookimpl
 from refinekit.plugins.recipe import Recipe
 from refinekit.plugins.registry import Registry
+from refinekit.training.state import REFINER_NAME
 
 SIZE = (12, 16)
 COLUMNS = (2, 6, 10, 14)  # 4 px apart: a 4 px shift moves a blob to the next column
@@ -230,17 +231,17 @@ def test_run_with_eval_every_then_evaluate_from_the_cli(blobs: Registry, tmp_pat
 
 
 def test_eval_snapshots_are_the_exported_refiner_that_was_scored(blobs: Registry, tmp_path, monkeypatch) -> None:
-    """With a weight average, the snapshot is the average (what ``trainer.refine`` scored), as ``refiner.safetensors`` is."""
+    """With a weight average the snapshot is the average, which ``trainer.refine`` scored, as ``refiner.safetensors`` is."""
     monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
     run_dir = tmp_path / "run"
     trained = CliRunner().invoke(main, ["run", "blobs", "--out", str(run_dir), "--eval-every", "8", "--quiet",
                                         "--device", "cpu", "--set", "refiner_ema=0.5"])
     assert trained.exit_code == 0, trained.output
-    snapshot, final = (load_file(run_dir / name) for name in ("refiner_step_0000008.safetensors", "refiner.safetensors"))
+    snapshot, final = (load_file(run_dir / name) for name in ("refiner_step_0000008.safetensors", REFINER_NAME))
     assert snapshot.keys() == final.keys() and all(torch.equal(snapshot[k], final[k]) for k in final)
 
 
-def test_ctrl_c_during_an_evaluation_ends_it_at_once_and_the_run_resumes(blobs: Registry, tmp_path, monkeypatch) -> None:
+def test_ctrl_c_during_an_evaluation_ends_it_at_once(blobs: Registry, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(during_training, "DURING_TRAINING", TEST_SETTINGS)
     stages: list[str] = []
     train_task_model_of = during_training.train_task_model

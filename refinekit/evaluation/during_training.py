@@ -130,7 +130,8 @@ class EvalDuringTraining:
     def _measure(self, trainer: Trainer, prepared: _Prepared, report: StepReport) -> dict[str, Any]:
         """The step's line for ``eval.jsonl``; the snapshot it names is written by the caller."""
         refined = refine_images(trainer.refine, prepared.sets.synthetic.images, trainer.device)
-        line: dict[str, Any] = {"step": report.step, "phase": report.phase, **self._scores(prepared, refined, trainer.device)}
+        scores = self._scores(prepared, refined, trainer.device)
+        line: dict[str, Any] = {"step": report.step, "phase": report.phase, **scores}
         if self.snapshots:
             line["snapshot"] = f"refiner_step_{report.step:07d}.safetensors"
         return line
