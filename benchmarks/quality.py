@@ -242,7 +242,8 @@ ON_LOCAL_PATCH_D_DEFAULT: dict[str, list[str]] = {
 }
 # Changes to the recipe as it ships
 ON_DEFAULT: dict[str, list[str]] = {
-    # the multi-scale D costs about 1.07x a round: this many rounds take the local D's time (83.2 +- 1.7%)
+    # the multi-scale D costs 1.07x a round on one thread under load (1.2x on two, idle): this many rounds take the
+    # local D's time on one thread (83.2 +- 1.7%)
     "default-multi-scale-d-2250-rounds": ["schedule.steps=2250"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {

@@ -11,7 +11,7 @@ Schedules:
   local-patch D on the image and on the image pooled by 2 and 4 (``multi-scale``), a
   refiner of half the paper's width (32 channels), Adam at 5e-4 for R
   and 1e-3 for D, batch 16, 150 R and 50 D pre-training steps, then 2,400 rounds of one
-  R and two D steps, with the ``gaze-consistency`` leash: 5-10 minutes on an idle 2-core
+  R and two D steps, with the ``gaze-consistency`` leash: 7-12 minutes on an idle 2-core
   CPU. ``reg_weight`` 2.0 was chosen over 0.5 by
   ``refinekit evaluate`` on one run each (seed 0): held-out realism accuracy against
   real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
@@ -54,7 +54,7 @@ Schedules:
   (:data:`CALIBRATED_RANGES`): 84.7 +- 0.9% and 2.12 degrees, within the seeds' spread of
   the simulator's own geometry, with the gaze moved less. The ``multi-scale`` D, whose
   coarsest patches see the whole eye, then lowered realism on every seed: 81.9 +- 1.0%,
-  gaze moved 2.67 +- 0.17 degrees, at about 1.07x the time of a round.
+  gaze moved 2.67 +- 0.17 degrees, at 1.07-1.2x the time of a round.
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
   ``PAPER_LR``), batch 512, R pre-trained
@@ -150,8 +150,8 @@ EYES_SIMGAN = Recipe(
                 # benchmarks/quality.py: 600 rounds, not 300, lower realism for every seed with the labels kept;
                 # with the gaze leash 800, not 600, again (88.9 +- 0.3% against 91.2 +- 0.3%, gaze moved 1.33 deg);
                 # with the narrow R 2,400 (85.1 +- 1.1%, every seed below 1,600 rounds' 86.1 +- 1.0%, gaze 2.34 deg);
-                # with the multi-scale D (about 1.07x a round) still 2,400: 2,250 rounds, the local D's time, scored
-                # 83.2 +- 1.7% against 81.9 +- 1.0%
+                # with the multi-scale D (1.07-1.2x a round) still 2,400: 2,250 rounds scored 83.2 +- 1.7% against
+                # 81.9 +- 1.0%
                 "steps": 2400,
                 "k_g": 1,
                 "k_d": 2,
