@@ -245,6 +245,11 @@ ON_DEFAULT: dict[str, list[str]] = {
     # the multi-scale D costs 1.07x a round on one thread under load (1.2x on two, idle): this many rounds take the
     # local D's time on one thread (83.2 +- 1.7%)
     "default-multi-scale-d-2250-rounds": ["schedule.steps=2250"],
+    # a fourth trunk on the image pooled by 8 (5x7 px): what is left of the gap is coarse layout and shading
+    "default-d-scales-1-2-4-8": ["discriminator.options.scales=[1,2,4,8]"],
+    # D's inputs shifted by up to 1/8 of the image hide where things are; the coordinates say where, the cue left is
+    # the layout: cut-out alone keeps it
+    "default-augment-cutout-only": ["adversarial.augment=[\"cutout\"]"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
