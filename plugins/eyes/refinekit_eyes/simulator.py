@@ -102,6 +102,8 @@ class SimulatorRanges:
         wrinkles: strength of the skin's larger-scale texture (blotches and horizontal lines).
         side_shadow: darkening of the skin's left third, full above the eye and a third of it below.
         eye_y: height of the eye centre in the reference frame, before ``shift`` moves it.
+        eyeball_offset: how far the eyeball's centre sits below the lids' centre (negative: above), which sets
+            where the iris rests between the lids.
 
     :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
     before the lids' relief, and :data:`RELIEF_VERSION` as it was before the side
@@ -131,6 +133,7 @@ class SimulatorRanges:
     wrinkles: tuple[float, float] = (0.0, 1.0)
     side_shadow: tuple[float, float] = (0.0, 0.3)
     eye_y: tuple[float, float] = (17.0, 17.0)
+    eyeball_offset: tuple[float, float] = (-1.0, 1.0)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -246,7 +249,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
         lower_height=uniform(4.0, 6.5) * (1 - 0.3 * lid_follow),
         upper_skew=uniform(-0.25, 0.2),
         lower_skew=uniform(-0.2, 0.2),
-        eyeball_offset=uniform(-1.0, 1.0),
+        eyeball_offset=ranged("eyeball_offset"),
         iris_radius=ranged("iris_radius"),
         iris_depth=uniform(1.55, 1.85),
         pupil_ratio=uniform(0.3, 0.5),

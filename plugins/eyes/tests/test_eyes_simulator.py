@@ -287,3 +287,21 @@ def test_eye_y_moves_the_whole_eye_and_its_labels_and_nothing_else() -> None:
         torch.testing.assert_close(
             moved_labels[key][..., 1] - labels[key][..., 1], torch.full_like(labels[key][..., 1], step)
         )
+
+
+def test_eyeball_offset_moves_the_iris_between_the_lids_and_keeps_the_gaze() -> None:
+    """The range replaces a fixed draw of -1..1, so the default keeps every scene; a shift moves only the iris."""
+    assert SimulatorRanges().eyeball_offset == (-1.0, 1.0)
+    default = sample_params(torch.Generator().manual_seed(4), 16)
+    higher = sample_params(torch.Generator().manual_seed(4), 16, SimulatorRanges(eyeball_offset=(-3.0, -1.0)))
+    for field in dataclasses.fields(EyeParams):
+        if field.name != "eyeball_offset":
+            assert torch.equal(getattr(default, field.name), getattr(higher, field.name)), field.name
+    torch.testing.assert_close(higher.eyeball_offset - default.eyeball_offset, torch.full((16,), -2.0))
+    _, labels = render(default, SIZE)
+    _, moved = render(higher, SIZE)
+    margin = simulator.MARGIN_POINTS
+    torch.testing.assert_close(moved["landmarks"][:, :margin], labels["landmarks"][:, :margin])  # the lids stay
+    torch.testing.assert_close(moved["gaze"], labels["gaze"])
+    rise = (labels["iris_centre"][:, 1] - moved["iris_centre"][:, 1]) / torch.cos(default.roll)
+    torch.testing.assert_close(rise, torch.full((16,), 2.0 * SIZE[0] / simulator.REFERENCE_HEIGHT))
