@@ -264,6 +264,9 @@ ON_DEFAULT: dict[str, list[str]] = {
     # the mean real eye's sclera is brighter on both sides of the iris than the mean refined eye's (82.7 +- 0.5%, and
     # the gaze moved 3.32 deg on one seed)
     "default-brighter-sclera": ["synthetic.options.sclera=[1.05,1.35]"],
+    # both learning rates constant for the first half of the rounds, then falling linearly towards zero (CycleGAN's
+    # schedule): R's last steps settle instead of chasing D
+    "default-lr-decay": ["optim.decay_from=0.5"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships

@@ -86,6 +86,11 @@ class OptimConfig(_Strict):
     lr_discriminator: float = Field(default=0.001, gt=0, description="Discriminator learning rate.")
     momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD momentum.")
     betas: tuple[_Beta, _Beta] = Field(default=(0.5, 0.999), description="Adam betas, each in [0, 1).")
+    decay_from: float = Field(
+        default=1.0, ge=0, le=1,
+        description="Share of the adversarial rounds after which both learning rates fall linearly towards zero "
+        "at the last round (1 keeps them constant; CycleGAN's is 0.5).",
+    )
 
 
 class AdversarialConfig(_Strict):

@@ -164,7 +164,7 @@ def test_pretraining_copies_r_into_the_average(tiny_domain, tmp_path) -> None:
 
 def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> None:
     options = ("refiner_ema=0.9", "adversarial.r1_weight=1", "adversarial.augment=['translation','cutout']",
-               "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'")
+               "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'", "optim.decay_from=0.5")
     make_trainer(tmp_path / "whole", *options).fit()
     crashed = make_trainer(tmp_path / "resumed", *options)
     crashed.callbacks.append(CrashAt(10))
@@ -172,6 +172,26 @@ def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> N
         crashed.fit()
     make_trainer(tmp_path / "resumed", *options, resume=True).fit()
     assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+
+
+# -- the learning-rate decay ---------------------------------------------------------
+
+
+def test_learning_rates_hold_then_fall_linearly_over_the_last_rounds(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "optim.decay_from=0.5", "optim.lr_refiner=1e-3", "optim.lr_discriminator=4e-3")
+    taken: list[float] = []
+    trainer.callbacks.append(lambda t, report: taken.extend(
+        (t.opt_refiner.param_groups[0]["lr"], t.opt_discriminator.param_groups[0]["lr"])
+    ))
+    trainer.fit()
+    # 4 R and 2 D pre-training steps, then 6 rounds: the first 3 at the full rate, the last 3 at 3/3, 2/3, 1/3 of it
+    scales = [1.0] * 6 + [1.0] * 3 + [1.0, 2 / 3, 1 / 3]
+    assert taken == pytest.approx([lr * scale for scale in scales for lr in (1e-3, 4e-3)])
+
+
+def test_without_decay_the_learning_rates_never_change(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "optim.lr_refiner=1e-3")
+    assert {trainer.learning_rate_scale(step) for step in range(trainer.total_steps)} == {1.0}
 
 
 # -- held-out real images ------------------------------------------------------------

@@ -239,6 +239,28 @@ class Trainer(TrainingState):
             return PHASES[1]
         return PHASES[2]
 
+    def learning_rate_scale(self, step: int) -> float:
+        """The factor on both base learning rates at ``step``: 1, then linear towards 0 over the last rounds.
+
+        A GAN's last updates fight over the same few patches; shrinking the steps
+        at the end lets R settle where D's gradient averages out instead of
+        chasing it (CycleGAN's schedule). It is a function of the step alone, so
+        a resumed run takes exactly the steps it would have taken.
+        """
+        s = self.config.schedule
+        adversarial_round = step - s.refiner_pretrain_steps - s.discriminator_pretrain_steps
+        first_decayed = self.config.optim.decay_from * s.steps
+        if adversarial_round < first_decayed:
+            return 1.0
+        return (s.steps - adversarial_round) / (s.steps - first_decayed)
+
+    def _schedule_learning_rates(self) -> None:
+        scale = self.learning_rate_scale(self.step)
+        optim = self.config.optim
+        for optimizer, base in ((self.opt_refiner, optim.lr_refiner), (self.opt_discriminator, optim.lr_discriminator)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * scale
+
     # -- one update each ---------------------------------------------------
     def _batch(self, sampler: BatchSampler) -> torch.Tensor:
         return sampler.next()[1].contiguous(memory_format=self.memory_format)
@@ -358,6 +380,7 @@ class Trainer(TrainingState):
         """Run the current step; returns (phase, metrics, images processed)."""
         phase = self.phase_of(self.step)
         schedule = self.config.schedule
+        self._schedule_learning_rates()
         batch = self.config.batch_size
         if phase == PHASES[0]:
             return phase, self.refiner_step(adversarial=False), batch
