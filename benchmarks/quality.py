@@ -80,6 +80,8 @@ ROUNDS_800 = ["schedule.steps=800"]
 """The quick schedule's length with the full-width refiner: every row measured on it pins it."""
 UNCALIBRATED = range_overrides(UNCALIBRATED_RANGES)
 """The simulator's own geometry, the recipe's until it calibrated it (2026-12-06, ninth session): older rows pin it."""
+FP32 = ["precision='fp32'"]
+"""float32 throughout, the recipe's until its precision became auto (2026-12-07, fifth session): older rows pin it."""
 LOCAL_PATCH_D = ["discriminator.name='local-patch'", "discriminator.options.coordinates=true", "schedule.steps=2400"]
 """The paper's local-patch D (2,400 rounds): the recipe's until its multi-scale D (2026-12-07). Older rows pin it."""
 BASELINE = [  # the quick schedule as landed before this comparison, with the simulator of its time (drawn at 35x55)
@@ -87,7 +89,7 @@ BASELINE = [  # the quick schedule as landed before this comparison, with the si
     "synthetic.options.camera_size=[35,55]",
     "adversarial.augment=[]",
     "adversarial.r1_weight=0", "refiner_ema=0", "discriminator.options.spectral_norm=false",
-    "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4, *FULL_WIDTH,
+    "adversarial.loss='cross-entropy'", *L1_LEASH, *D_LR_5E_4, *FULL_WIDTH, *FP32,
 ]
 # Each variant is BASELINE plus its changes (one at a time, except the combinations);
 # "default" is the recipe exactly as it ships.
@@ -240,8 +242,11 @@ ON_LOCAL_PATCH_D_DEFAULT: dict[str, list[str]] = {
     # tried at 300 rounds on the first simulator as default-multi-scale-d, 95.2 +- 0.4%, became the recipe: 81.9 +-
     # 1.0%, lower on every seed. The default row holds those runs, made as the row default-multi-scale-d-again)
 }
-# Changes to the recipe as it ships
-ON_DEFAULT: dict[str, list[str]] = {
+# Changes to the recipe before its precision became auto (bf16 on this Xeon's AMX), which all pin float32
+ON_FP32_DEFAULT: dict[str, list[str]] = {
+    # the recipe until then: float32 throughout, the same rounds; bf16 scored 81.5 +- 1.2% (gaze moved 2.59 +- 0.22
+    # deg) against this 81.9 +- 1.0% (2.67 +- 0.17), at 2.2-2.6x the rounds per second (benchmarks/precision.py)
+    "default-fp32": [],
     # the multi-scale D costs 1.07x a round on one thread under load (1.2x on two, idle): this many rounds take the
     # local D's time on one thread (83.2 +- 1.7%)
     "default-multi-scale-d-2250-rounds": ["schedule.steps=2250"],
@@ -267,24 +272,22 @@ ON_DEFAULT: dict[str, list[str]] = {
     # both learning rates constant for the first half of the rounds, then falling linearly towards zero (CycleGAN's
     # schedule): R's last steps settle instead of chasing D
     "default-lr-decay": ["optim.decay_from=0.5"],
-    # bfloat16 autocast: 2.5x the rounds per second of fp32 on an AMX CPU (Intel Xeon, one thread); the same rounds
-    "default-bf16": ["precision='bf16'"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships
-    **ON_DEFAULT,
-    **{name: [*LOCAL_PATCH_D, *change] for name, change in ON_LOCAL_PATCH_D_DEFAULT.items()},
-    **{name: [*LOCAL_PATCH_D, *UNCALIBRATED, *change] for name, change in BEFORE_CALIBRATION.items()},
+    **{name: [*FP32, *change] for name, change in ON_FP32_DEFAULT.items()},
+    **{name: [*FP32, *LOCAL_PATCH_D, *change] for name, change in ON_LOCAL_PATCH_D_DEFAULT.items()},
+    **{name: [*FP32, *LOCAL_PATCH_D, *UNCALIBRATED, *change] for name, change in BEFORE_CALIBRATION.items()},
     **{
-        name: [*LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *ROUNDS_800, *change]
+        name: [*FP32, *LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *ROUNDS_800, *change]
         for name, change in ON_FULL_WIDTH_DEFAULT.items()
     },
     **{
-        name: [*LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *D_LR_5E_4, *ROUNDS_600, *change]
+        name: [*FP32, *LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *D_LR_5E_4, *ROUNDS_600, *change]
         for name, change in ON_GAZE_LEASH_DEFAULT.items()
     },
     **{
-        name: [*LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change]
+        name: [*FP32, *LOCAL_PATCH_D, *UNCALIBRATED, *FULL_WIDTH, *L1_LEASH, *D_LR_5E_4, *ROUNDS_600, *change]
         for name, change in BEFORE_GAZE_LEASH.items()
     },
 }

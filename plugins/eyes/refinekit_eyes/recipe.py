@@ -11,8 +11,9 @@ Schedules:
   local-patch D on the image and on the image pooled by 2 and 4 (``multi-scale``), a
   refiner of half the paper's width (32 channels), Adam at 5e-4 for R
   and 1e-3 for D, batch 16, 150 R and 50 D pre-training steps, then 2,400 rounds of one
-  R and two D steps, with the ``gaze-consistency`` leash: 7-12 minutes on an idle 2-core
-  CPU. ``reg_weight`` 2.0 was chosen over 0.5 by
+  R and two D steps, with the ``gaze-consistency`` leash, in bfloat16 autocast where the
+  CPU has bf16 units and measures it faster (``precision`` auto), else float32: 7-12
+  minutes on an idle 2-core CPU in float32, 2.2-2.6x faster in bf16 on an AMX CPU. ``reg_weight`` 2.0 was chosen over 0.5 by
   ``refinekit evaluate`` on one run each (seed 0): held-out realism accuracy against
   real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
   0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees. DiffAugment
@@ -54,7 +55,8 @@ Schedules:
   (:data:`CALIBRATED_RANGES`): 84.7 +- 0.9% and 2.12 degrees, within the seeds' spread of
   the simulator's own geometry, with the gaze moved less. The ``multi-scale`` D, whose
   coarsest patches see the whole eye, then lowered realism on every seed: 81.9 +- 1.0%,
-  gaze moved 2.67 +- 0.17 degrees, at 1.07-1.2x the time of a round.
+  gaze moved 2.67 +- 0.17 degrees, at 1.07-1.2x the time of a round. In bf16 the same
+  rounds scored 81.5 +- 1.2%, gaze moved 2.59 +- 0.22 degrees.
 * ``paper`` follows section 3.1, with none of the later stabilisers: SGD at a
   constant 0.001 on the paper's summed losses (0.126 on our mean losses, see
   ``PAPER_LR``), batch 512, R pre-trained
@@ -128,6 +130,9 @@ EYES_SIMGAN = Recipe(
     },
     schedules={
         "quick": {
+            # benchmarks/precision.py: bf16 autocast runs a round 2.2-2.6x as fast as fp32 on an AMX CPU, and
+            # benchmarks/quality.py scored it within fp32's seed spread; auto keeps fp32 where bf16 is not faster
+            "precision": "auto",
             "batch_size": 16,
             "buffer_size": 16 * 100,
             "reg_weight": 2.0,
