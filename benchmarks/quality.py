@@ -245,7 +245,7 @@ ON_LOCAL_PATCH_D_DEFAULT: dict[str, list[str]] = {
 # Changes to the recipe before its precision became auto (bf16 on this Xeon's AMX), which all pin float32
 ON_FP32_DEFAULT: dict[str, list[str]] = {
     # the recipe until then: float32 throughout, the same rounds; bf16 scored 81.5 +- 1.2% (gaze moved 2.59 +- 0.22
-    # deg) against this 81.9 +- 1.0% (2.67 +- 0.17), at 2.2-2.6x the rounds per second (benchmarks/precision.py)
+    # deg) against this 81.9 +- 1.0% (2.67 +- 0.17), at 1.8-2.3x the rounds per second (benchmarks/precision.py)
     "default-fp32": [],
     # the multi-scale D costs 1.07x a round on one thread under load (1.2x on two, idle): this many rounds take the
     # local D's time on one thread (83.2 +- 1.7%)

@@ -13,7 +13,8 @@ Schedules:
   and 1e-3 for D, batch 16, 150 R and 50 D pre-training steps, then 2,400 rounds of one
   R and two D steps, with the ``gaze-consistency`` leash, in bfloat16 autocast where the
   CPU has bf16 units and measures it faster (``precision`` auto), else float32: 7-12
-  minutes on an idle 2-core CPU in float32, 2.2-2.6x faster in bf16 on an AMX CPU. ``reg_weight`` 2.0 was chosen over 0.5 by
+  minutes on an idle 2-core CPU in float32, 4 in bf16 on an AMX CPU. ``reg_weight`` 2.0
+  was chosen over 0.5 by
   ``refinekit evaluate`` on one run each (seed 0): held-out realism accuracy against
   real eyes 97.7% vs 98.9% (synthetic: 99.0%), KID x 1000
   0.74 vs 3.13 (synthetic: 1.54), gaze moved 7.2 vs 10.4 degrees. DiffAugment
@@ -130,7 +131,7 @@ EYES_SIMGAN = Recipe(
     },
     schedules={
         "quick": {
-            # benchmarks/precision.py: bf16 autocast runs a round 2.2-2.6x as fast as fp32 on an AMX CPU, and
+            # benchmarks/precision.py: bf16 autocast runs a round 1.8-2.3x as fast as fp32 on an AMX CPU, and
             # benchmarks/quality.py scored it within fp32's seed spread; auto keeps fp32 where bf16 is not faster
             "precision": "auto",
             "batch_size": 16,
