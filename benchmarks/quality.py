@@ -283,6 +283,11 @@ ON_DEFAULT: dict[str, list[str]] = {
     "default-less-open-eyes": ["synthetic.options.openness=[0.4,0.95]"],
     # Adam's second moment over about 100 steps, not 1,000 (StyleGAN2's 0.99): both players follow a moving target
     "default-adam-beta2-0.99": ["optim.betas=[0.5,0.99]"],
+    # twice the images per step for both players, the same rounds: a steadier D and R gradient (about 1.8x a round)
+    "default-batch-32": ["batch_size=32"],
+    # D's hidden convolutions twice as wide in every trunk (192, 128, 64, 64): more capacity to tell refined from
+    # real eyes that mostly have a near twin among the training ones (tried before the multi-scale D, at 600 rounds)
+    "default-wide-d": ["discriminator.options.widths=[192,128,64,64]"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships

@@ -41,6 +41,14 @@ It also prints how much darker each image's left edge is than its right (mean
 grey level of the 11 leftmost minus the 11 rightmost columns, per band of 5 rows),
 and the mean grey level of the top 9 rows (crease and brow) per fifth of the width.
 
+``--twins`` asks how close each eye comes to its nearest training real eye (the
+root-mean-square grey-level difference, 0-255): 300 real eyes against the other
+900, then each variant's eyes (refined with ``--refiner``). Real eyes come from a
+few people filmed many times, so most have a near twin; an eye drawn from scratch
+has none, and a classifier that remembers faces tells it apart by that alone::
+
+    python plugins/eyes/benchmarks/simulator_gap.py --twins --variants current --refiner eyes-simgan
+
 ``--bands`` asks where in the image the classifier finds its evidence: trained
 once as for ``--parameters``, it scores rendered eyes whose rows in one band are
 replaced by the same rows of a real eye, and real eyes given a rendered band.
@@ -74,6 +82,8 @@ from refinekit.training.setup import resolve_config
 
 RECIPE = "eyes-simgan"
 RENDER_SEED = 777  # no training run uses it
+TWIN_REFERENCE, TWIN_COUNT = 900, 300  # --twins: the training real eyes searched, and the eyes of each set measured
+TWIN_DISTANCE = 20.0  # grey levels: about the median distance from a real eye to its nearest other real eye
 UNCALIBRATED = range_overrides(UNCALIBRATED_RANGES)  # the geometry every variant before the calibration was drawn with
 PREVIOUS = [*UNCALIBRATED, *range_overrides(PREVIOUS_VERSION)]
 # The range variants were measured on the previous simulator, so they change it, not the current one.
@@ -218,6 +228,18 @@ def band_swaps(name: str, real: np.ndarray, refiner: RefineFn | None) -> None:
         )
 
 
+def print_twins(name: str, images: np.ndarray, reference: np.ndarray) -> None:
+    """Percentiles of the distance from each image to its nearest ``reference`` image, and how many fall
+    within the real eyes' median distance to their own nearest twin (``TWIN_DISTANCE``)."""
+    flat = torch.from_numpy(images[:, :1]).float().flatten(1)
+    distances = torch.cdist(flat, torch.from_numpy(reference[:, :1]).float().flatten(1)).amin(1)
+    distances = distances / flat.shape[1] ** 0.5
+    q = torch.quantile(distances, torch.tensor([0.1, 0.5, 0.9])).tolist()
+    close = (distances <= TWIN_DISTANCE).float().mean().item() * 100
+    print(f"{name:<40} nearest real eye, 10/50/90%: {q[0]:5.1f} {q[1]:5.1f} {q[2]:5.1f}   within "
+          f"{TWIN_DISTANCE:.0f}: {close:5.1f}%", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=None, help="comma-separated (default: all; with --parameters: current)")
@@ -225,7 +247,10 @@ def main() -> None:
     parser.add_argument("--parameters", action="store_true", help="which scene parameters look real to the test")
     parser.add_argument("--statistics", action="store_true", help="row brightness and iris position, beside real")
     parser.add_argument("--bands", action="store_true", help="which band of rows the test finds its evidence in")
-    parser.add_argument("--refiner", default=None, help="with --parameters or --bands: refine the rendered eyes first")
+    parser.add_argument("--twins", action="store_true", help="how close each eye comes to a training real eye")
+    parser.add_argument(
+        "--refiner", default=None, help="with --parameters, --bands or --twins: refine the rendered eyes first"
+    )
     args = parser.parse_args()
     variants = (args.variants or ("current" if args.parameters else ",".join(VARIANTS))).split(",")
     try:  # once, before minutes of rendering and training: a wrong name or file fails here, with its message
@@ -237,6 +262,14 @@ def main() -> None:
         print_statistics("real", real)
         for name in variants:
             print_statistics(name, rendered(VARIANTS[name], len(real)))
+        return
+    if args.twins:
+        reference, others = real[:TWIN_REFERENCE], real[TWIN_REFERENCE : TWIN_REFERENCE + TWIN_COUNT]
+        print_twins("real (other training eyes)", others, reference)
+        for name in variants:
+            print_twins(name, rendered(VARIANTS[name], TWIN_COUNT), reference)
+            if refiner is not None:
+                print_twins(f"{name}, refined", rendered(VARIANTS[name], TWIN_COUNT, refiner), reference)
         return
     if args.bands:
         for name in variants:
