@@ -115,6 +115,11 @@ class HoldoutConfig(_Strict):
         default=0.2, ge=0, lt=1, description="Share of the real set held out; D never sees these images."
     )
     seed: int = Field(default=0, description="Keys the image-content hash that picks the held-out images.")
+    group_by: str | None = Field(
+        default=None,
+        description="Hold out whole groups of real images that share this annotation, e.g. 'person' for MPIIGaze's "
+        "pXX folders: the held-out images then show people D never saw, not near twins of its own.",
+    )
 
 
 class TrainConfig(_Strict):

@@ -5,6 +5,12 @@ Each image is ranked by a keyed BLAKE2 hash of its pixels and the lowest
 not on the loader's order, the run's seed or which process asks. Training and
 every later ``refinekit evaluate`` of the run therefore rebuild the same split
 from ``config.json`` alone, and duplicates of one image land on the same side.
+
+Real sets filmed from a few people hold near twins: the same person a few frames
+apart. A random split puts one twin on each side, and the held-out images then
+test memory of those people as much as realism. With ``group_by`` whole groups
+(every image of one person, say) are ranked by a keyed hash of their annotation
+value and held out together.
 """
 
 from __future__ import annotations
@@ -15,24 +21,58 @@ import numpy as np
 
 from refinekit.config import HoldoutConfig
 from refinekit.data.image_set import ImageSet
+from refinekit.errors import DataError
 
 
-def held_out_mask(images: np.ndarray, holdout: HoldoutConfig) -> np.ndarray:
+def held_out_mask(images: ImageSet, holdout: HoldoutConfig) -> np.ndarray:
     """True for the images that are held out from training."""
     count = int(len(images) * holdout.fraction)
     if count == 0:
         return np.zeros(len(images), dtype=bool)
-    key = holdout.seed.to_bytes(8, "little", signed=True)
-    digests = [hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8, key=key).digest() for image in images]
+    if holdout.group_by is not None:
+        return _held_out_groups(images, holdout, count)
+    digests = [_digest(image, holdout) for image in images.images]
     ranks = np.argsort(np.array(digests), kind="stable")
     mask = np.zeros(len(images), dtype=bool)
     mask[ranks[:count]] = True
     return mask
 
 
+def _held_out_groups(images: ImageSet, holdout: HoldoutConfig, count: int) -> np.ndarray:
+    """Whole groups in hash order until at least ``count`` images are held out; at least one group stays."""
+    values = _group_values(images, holdout.group_by)
+    groups, group_of_row = np.unique(values, axis=0, return_inverse=True)
+    if len(groups) < 2:
+        raise DataError(
+            f"real_holdout.group_by is {holdout.group_by!r}, but all {len(images)} real images ({images.source}) "
+            f"share one value of it, so holding out whole groups would leave nothing to train on; load real images "
+            f"of several groups, or remove real_holdout.group_by"
+        )
+    sizes = np.bincount(group_of_row.reshape(-1), minlength=len(groups))
+    order = np.argsort(np.array([_digest(group, holdout) for group in groups]), kind="stable")
+    held = order[: min(int(np.searchsorted(np.cumsum(sizes[order]), count)) + 1, len(groups) - 1)]
+    return np.isin(group_of_row.reshape(-1), held)
+
+
+def _group_values(images: ImageSet, name: str) -> np.ndarray:
+    if name not in images.annotations:
+        carried = ", ".join(sorted(images.annotations)) or "none"
+        raise DataError(
+            f"real_holdout.group_by is {name!r}, but the real images ({images.source}) carry no {name!r} annotation "
+            f"(they carry: {carried}); set real_holdout.group_by to one they carry, or remove it"
+        )
+    return np.asarray(images.annotations[name]).reshape(len(images), -1)
+
+
+def _digest(values: np.ndarray, holdout: HoldoutConfig) -> bytes:
+    """A keyed hash of an image's pixels (or a group's annotation value): the key is the holdout seed."""
+    key = holdout.seed.to_bytes(8, "little", signed=True)
+    return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=8, key=key).digest()
+
+
 def training_rows(images: ImageSet, holdout: HoldoutConfig) -> np.ndarray:
     """The rows of ``images`` that training may use, in order: a view by index keeps a memory map mapped."""
-    return np.flatnonzero(~held_out_mask(images.images, holdout))
+    return np.flatnonzero(~held_out_mask(images, holdout))
 
 
 def split_real(images: ImageSet, holdout: HoldoutConfig) -> tuple[ImageSet, ImageSet]:
@@ -44,7 +84,7 @@ def split_real(images: ImageSet, holdout: HoldoutConfig) -> tuple[ImageSet, Imag
         >>> len(train), len(held)
         (8, 2)
     """
-    mask = held_out_mask(images.images, holdout)
+    mask = held_out_mask(images, holdout)
     if not mask.any():
         return images, images.subset(np.flatnonzero(mask))
     train, held = images.subset(np.flatnonzero(~mask)), images.subset(np.flatnonzero(mask))

@@ -219,7 +219,11 @@ def load_evaluation_sets(
     if real is None and len(held_out) >= MIN_EVALUATION_IMAGES:
         rea = shuffled(held_out, seed, limit)
         holdout = config.real_holdout
-        how = f"the real images held out from training (real_holdout: fraction {holdout.fraction}, seed {holdout.seed})"
+        grouped = f", whole groups by {holdout.group_by!r}" if holdout.group_by else ""
+        how = (
+            f"the real images held out from training (real_holdout: fraction {holdout.fraction}, seed {holdout.seed}"
+            f"{grouped})"
+        )
         real_info = SetInfo("real", rea.source, len(rea), int(seen_mask(rea.images, training_real.images).sum()), how)
     else:
         rea, real_info = evaluation_side("real", config.real, training_real, config, config.seed + 1, seed, limit, real)

@@ -11,6 +11,8 @@ import refinekit_eyes.plugin
 import scipy.io
 from refinekit_eyes.mpiigaze import is_mpiigaze, load_mpiigaze
 
+from refinekit.config import HoldoutConfig
+from refinekit.data.heldout import split_real
 from refinekit.data.image_set import resize_uint8
 from refinekit.errors import DataError
 from refinekit.plugins.contracts import DatasetContract
@@ -53,6 +55,14 @@ def test_person_folder_and_tree_name_person_and_day(tmp_path: Path, make_mpiigaz
     assert len(root) == 80
     assert all(is_mpiigaze(str(p)) for p in (FIXTURE, normalized / "p07", normalized, tmp_path / "MPIIGaze"))
     assert not is_mpiigaze(str(tmp_path))
+
+
+def test_real_holdout_by_person_holds_out_whole_people(tmp_path: Path, make_mpiigaze_tree) -> None:
+    """``real_holdout.group_by='person'`` on a real MPIIGaze tree: D never sees the held-out people."""
+    tree = load(make_mpiigaze_tree(tmp_path / "MPIIGaze", people=("p00", "p03", "p05", "p07")))
+    train, held = split_real(tree, HoldoutConfig(fraction=0.25, seed=0, group_by="person"))
+    assert len(set(held.annotations["person"])) == 1 and len(held) == 20  # one person's 20 eyes: a quarter
+    assert set(train.annotations["person"]) == {0, 3, 5, 7} - set(held.annotations["person"])
 
 
 def test_flip_right_mirrors_right_eyes_only() -> None:
