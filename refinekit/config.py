@@ -118,7 +118,8 @@ class HoldoutConfig(_Strict):
     group_by: str | None = Field(
         default=None,
         description="Hold out whole groups of real images that share this annotation, e.g. 'person' for MPIIGaze's "
-        "pXX folders: the held-out images then show people D never saw, not near twins of its own.",
+        "pXX folders: the held-out images then show people D never saw, not near twins of its own. Groups are "
+        "taken until at least `fraction` of the images are held out; one group always stays for training.",
     )
 
 
