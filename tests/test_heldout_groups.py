@@ -41,6 +41,14 @@ def test_a_large_share_still_leaves_one_group_to_train_on() -> None:
     assert len(set(train.annotations["label"])) == 1 and len(held) == 36
 
 
+def test_groups_named_by_python_objects_split_like_any_other() -> None:
+    """A plugin may hand over names as an object array (the cache refuses those, a direct load does not)."""
+    names = np.array([f"p{i % 5:02d}" for i in range(20)], dtype=object)
+    images = ImageSet(np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1), {"person": names}, source="objects")
+    train, held = split_real(images, BY_LABEL.model_copy(update={"group_by": "person"}))
+    assert held.annotations["person"].size and not set(held.annotations["person"]) & set(train.annotations["person"])
+
+
 def test_a_missing_annotation_names_the_field_and_what_the_images_carry() -> None:
     images = make_tiny_images(40, (8, 8), 0, 120)
     with pytest.raises(DataError, match=r"real_holdout.group_by is 'person'.*carry: label.*remove it"):

@@ -42,16 +42,17 @@ def _held_out_groups(images: ImageSet, holdout: HoldoutConfig, count: int) -> np
     """Whole groups in hash order until at least ``count`` images are held out; at least one group stays."""
     values = _group_values(images, holdout.group_by)
     groups, group_of_row = np.unique(values, axis=0, return_inverse=True)
+    group_of_row = group_of_row.reshape(-1)  # numpy 2.0 returned it shaped like the input along the axis
     if len(groups) < 2:
         raise DataError(
             f"real_holdout.group_by is {holdout.group_by!r}, but all {len(images)} real images ({images.source}) "
             f"share one value of it, so holding out whole groups would leave nothing to train on; load real images "
             f"of several groups, or remove real_holdout.group_by"
         )
-    sizes = np.bincount(group_of_row.reshape(-1), minlength=len(groups))
     order = np.argsort(np.array([_digest(group, holdout) for group in groups]), kind="stable")
-    held = order[: min(int(np.searchsorted(np.cumsum(sizes[order]), count)) + 1, len(groups) - 1)]
-    return np.isin(group_of_row.reshape(-1), held)
+    held_so_far = np.cumsum(np.bincount(group_of_row, minlength=len(groups))[order])
+    enough = int(np.searchsorted(held_so_far, count)) + 1  # the first groups that reach ``count`` images
+    return np.isin(group_of_row, order[: min(enough, len(groups) - 1)])
 
 
 def _group_values(images: ImageSet, name: str) -> np.ndarray:
@@ -61,7 +62,9 @@ def _group_values(images: ImageSet, name: str) -> np.ndarray:
             f"real_holdout.group_by is {name!r}, but the real images ({images.source}) carry no {name!r} annotation "
             f"(they carry: {carried}); set real_holdout.group_by to one they carry, or remove it"
         )
-    return np.asarray(images.annotations[name]).reshape(len(images), -1)
+    values = np.asarray(images.annotations[name]).reshape(len(images), -1)
+    # np.unique cannot sort Python objects along an axis; their text names the group as well
+    return values.astype(str) if values.dtype.hasobject else values
 
 
 def _digest(values: np.ndarray, holdout: HoldoutConfig) -> bytes:
