@@ -106,6 +106,20 @@ class AdversarialConfig(_Strict):
     r1_weight: float = Field(
         default=0.0, ge=0, description="gamma of the R1 gradient penalty on real images (0 disables it)."
     )
+    real_label: float = Field(
+        default=1.0, gt=0.5, le=1,
+        description="D's target for real patches: below 1 is one-sided label smoothing (Salimans et al. 2016; "
+        "0.9 is usual). Cross-entropy and least-squares only: the hinge loss has no target.",
+    )
+
+    @model_validator(mode="after")
+    def _hinge_has_no_target(self) -> "AdversarialConfig":
+        if self.loss == "hinge" and self.real_label != 1.0:
+            raise ValueError(
+                f"real_label ({self.real_label}) smooths a target, and the hinge loss has none: "
+                "set adversarial.real_label=1 or adversarial.loss='cross-entropy'"
+            )
+        return self
 
 
 class HoldoutConfig(_Strict):

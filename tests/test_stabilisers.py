@@ -103,6 +103,52 @@ def test_cross_entropy_is_softplus_of_realness() -> None:
     torch.testing.assert_close(losses.refiner_adversarial_loss(logits), torch.nn.functional.softplus(-d).mean())
 
 
+def test_real_label_smooths_the_real_side_of_the_cross_entropy_only() -> None:
+    refined, real = torch.randn(2, 2, 3, 4), torch.randn(2, 2, 3, 4)
+    d_real = losses.realness(real)
+    # the definition: target 0.9 on "real" and 0.1 on "refined", for real patches only
+    soft_real = (0.9 * torch.nn.functional.softplus(-d_real) + 0.1 * torch.nn.functional.softplus(d_real)).mean()
+    refined_side = torch.nn.functional.softplus(losses.realness(refined)).mean()
+    expected = 0.5 * (refined_side + soft_real)
+    torch.testing.assert_close(losses.discriminator_loss(refined, real, real_label=0.9), expected)
+    # one-sided: the refined side is the same as without smoothing, and R's loss does not change
+    plain = losses.discriminator_loss(refined, real)
+    torch.testing.assert_close(plain, 0.5 * (refined_side + torch.nn.functional.softplus(-d_real).mean()))
+
+
+@pytest.mark.parametrize("kind", ["cross-entropy", "least-squares"])
+def test_with_real_label_d_stops_short_of_certainty_on_real_patches(kind: str) -> None:
+    """D's loss on real patches is lowest at a finite realness, not at +infinity."""
+    refined = logits_with_realness(-3.0)
+    levels = torch.linspace(0.0, 12.0, 121)
+
+    def d_loss(real_label: float) -> torch.Tensor:
+        return torch.stack(
+            [losses.discriminator_loss(refined, logits_with_realness(float(v)), kind, real_label) for v in levels]
+        )
+
+    smoothed, sharp = d_loss(0.9), d_loss(1.0)
+    best = float(levels[smoothed.argmin()])
+    target = 2.1972 if kind == "cross-entropy" else 0.9  # log(0.9 / 0.1), and the least-squares target itself
+    assert best == pytest.approx(target, abs=0.1)
+    assert float(levels[sharp.argmin()]) > best
+
+
+def test_real_label_with_the_hinge_loss_is_refused() -> None:
+    with pytest.raises(ValueError, match="hinge"):
+        losses.discriminator_loss(torch.randn(1, 2, 2, 2), torch.randn(1, 2, 2, 2), "hinge", 0.9)
+
+
+def test_real_label_is_a_config_error_with_hinge_and_reaches_d_steps(tiny_domain, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"adversarial.*real_label.*hinge"):
+        resolve_config("tiny", overrides=["adversarial.loss='hinge'", "adversarial.real_label=0.9"])
+    torch.manual_seed(0)
+    sharp = make_trainer(tmp_path / "sharp").discriminator_step()["discriminator_loss"]
+    torch.manual_seed(0)
+    smoothed = make_trainer(tmp_path / "smoothed", "adversarial.real_label=0.9").discriminator_step()
+    assert smoothed["discriminator_loss"] != pytest.approx(sharp)
+
+
 def test_r1_penalty_is_the_squared_input_gradient() -> None:
     class Linear(nn.Module):
         """realness = sum(w * x) over each image: its input gradient is w for every image."""

@@ -323,7 +323,7 @@ class Trainer(TrainingState):
             # augmentation draws from torch's generator, which the checkpoint saves, not from buffer_rng
             metrics = simgan.discriminator_loss(
                 self._discriminate, refined, real, augment=options.augment, loss=options.loss,
-                r1_weight=options.r1_weight,
+                r1_weight=options.r1_weight, real_label=options.real_label,
             )
         self.opt_discriminator.zero_grad(set_to_none=True)
         self.scaler.scale(metrics["discriminator_loss"]).backward()

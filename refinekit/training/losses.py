@@ -28,16 +28,18 @@ AdversarialLoss = Literal["cross-entropy", "least-squares", "hinge"]
 ADVERSARIAL_LOSSES: tuple[str, ...] = get_args(AdversarialLoss)
 
 
-def patch_cross_entropy(logits: torch.Tensor, target: int) -> torch.Tensor:
+def patch_cross_entropy(logits: torch.Tensor, target: int, confidence: float = 1.0) -> torch.Tensor:
     """Mean cross-entropy of (B, 2, h, w) logits against one class for every patch.
 
     ``F.cross_entropy`` on the (B, 2, h, w) tensor keeps channel pairing right;
     a ``view(-1, 2)`` on NCHW logits, as some ports do, pairs neighbouring
     pixels of the same channel instead of the two channels of one patch.
+    ``confidence`` below 1 is the probability the target class is given, the
+    rest going to the other class (label smoothing over two classes).
     """
     _check_logits(logits)
     labels = torch.full((logits.shape[0], *logits.shape[2:]), target, dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(logits.float(), labels, label_smoothing=2 * (1 - confidence))
 
 
 def realness(logits: torch.Tensor) -> torch.Tensor:
@@ -59,14 +61,26 @@ def refiner_adversarial_loss(logits_refined: torch.Tensor, kind: AdversarialLoss
 
 
 def discriminator_loss(
-    logits_refined: torch.Tensor, logits_real: torch.Tensor, kind: AdversarialLoss = "cross-entropy"
+    logits_refined: torch.Tensor,
+    logits_real: torch.Tensor,
+    kind: AdversarialLoss = "cross-entropy",
+    real_label: float = 1.0,
 ) -> torch.Tensor:
-    """D's loss (paper eq. 2): refined patches are class REFINED, real patches are class REAL."""
+    """D's loss (paper eq. 2): refined patches are class REFINED, real patches are class REAL.
+
+    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016): D's
+    target for real patches only, so that D stops short of certainty on them
+    without learning to call refined patches a little real. Hinge has no target.
+    """
+    if kind == "hinge" and real_label != 1.0:
+        raise ValueError("the hinge loss has no target to smooth; use real_label=1 or another loss")
     if kind == "cross-entropy":
-        return 0.5 * (patch_cross_entropy(logits_refined, REFINED) + patch_cross_entropy(logits_real, REAL))
+        return 0.5 * (
+            patch_cross_entropy(logits_refined, REFINED) + patch_cross_entropy(logits_real, REAL, real_label)
+        )
     fake, real = realness(logits_refined), realness(logits_real)
     if kind == "least-squares":
-        return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+        return 0.5 * ((real - real_label).square().mean() + fake.square().mean())
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     raise ValueError(f"unknown adversarial loss {kind!r}; choose from {ADVERSARIAL_LOSSES}")

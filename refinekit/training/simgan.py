@@ -142,6 +142,7 @@ def discriminator_loss(
     augment: Sequence[str] = (),
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
+    real_label: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """D's loss (paper eq. 2): ``refined`` patches are class REFINED, ``real`` ones REAL.
@@ -149,6 +150,7 @@ def discriminator_loss(
     Both are augmented alike first. ``refined`` must not carry R's graph (take it
     from :func:`discriminator_batch`). With ``r1_weight``, the R1 penalty on real
     images (:func:`refinekit.training.losses.r1_penalty`) is added at half that weight.
+    ``real_label`` below 1 smooths D's target for real patches only (one-sided).
 
     Returns:
         ``discriminator_loss`` to backpropagate, ``d_r1`` (with R1), and the shares
@@ -163,7 +165,7 @@ def discriminator_loss(
         logits_real, penalty = losses.r1_penalty(discriminator, real)
     else:
         logits_real = discriminator(real)
-    total = losses.discriminator_loss(logits_refined, logits_real, loss)
+    total = losses.discriminator_loss(logits_refined, logits_real, loss, real_label)
     extra = {}
     if r1_weight:
         extra["d_r1"] = penalty
@@ -215,6 +217,7 @@ def discriminator_step(
     augment: Sequence[str] = (),
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
+    real_label: float = 1.0,
     generator: torch.Generator | None = None,
     backward: Backward | None = None,
 ) -> dict[str, float]:
@@ -227,7 +230,8 @@ def discriminator_step(
     refined, current = discriminator_batch(refiner, synthetic, buffer, generator)
     optimizer.zero_grad(set_to_none=True)
     terms = discriminator_loss(
-        discriminator, refined, real, augment=augment, loss=loss, r1_weight=r1_weight, generator=generator
+        discriminator, refined, real, augment=augment, loss=loss, r1_weight=r1_weight, real_label=real_label,
+        generator=generator,
     )
     _backward(terms["discriminator_loss"], backward)
     optimizer.step()
@@ -266,6 +270,7 @@ def pretrain_discriminator(
     augment: Sequence[str] = (),
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
+    real_label: float = 1.0,
     generator: torch.Generator | None = None,
     backward: Backward | None = None,
 ) -> dict[str, float]:
@@ -278,7 +283,7 @@ def pretrain_discriminator(
     for synthetic, real in batches:
         metrics = discriminator_step(
             refiner, discriminator, synthetic, real, optimizer, buffer=buffer, augment=augment,
-            loss=loss, r1_weight=r1_weight, generator=generator, backward=backward,
+            loss=loss, r1_weight=r1_weight, real_label=real_label, generator=generator, backward=backward,
         )
     return metrics
 
