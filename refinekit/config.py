@@ -106,6 +106,12 @@ class AdversarialConfig(_Strict):
     r1_weight: float = Field(
         default=0.0, ge=0, description="gamma of the R1 gradient penalty on real images (0 disables it)."
     )
+    lecam_weight: float = Field(
+        default=0.0, ge=0,
+        description="Weight of the LeCam regulariser (Tseng et al. 2021): D's realness on real patches is pulled "
+        "towards its running mean on refined ones and the other way round, against D's drift on small real sets "
+        "(0 disables it; the paper uses 0.1-0.3 beside DiffAugment).",
+    )
     real_label: float = Field(
         default=1.0, gt=0.5, le=1,
         description="D's target for real patches: below 1 is one-sided label smoothing (Salimans et al. 2016; "

@@ -14,6 +14,7 @@ from refinekit.errors import ConfigError
 from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
 from refinekit.training import augment as augment_module
 from refinekit.training import losses
+from refinekit.training.lecam import LeCam
 from refinekit.training.losses import REAL, REFINED
 from refinekit.training.setup import resolve_config
 from refinekit.weights.files import load_refiner
@@ -149,6 +150,32 @@ def test_real_label_is_a_config_error_with_hinge_and_reaches_d_steps(tiny_domain
     assert smoothed["discriminator_loss"] != pytest.approx(sharp)
 
 
+def test_lecam_penalises_only_the_overshoot_past_the_other_side_running_mean() -> None:
+    lecam = LeCam(weight=0.5, decay=0.5)
+    lecam.anchor_real.fill_(1.0)
+    lecam.anchor_refined.fill_(-1.0)
+    real = torch.tensor([[[3.0, -2.0]]])  # one patch past the refined anchor, one short of it
+    refined = torch.tensor([[[0.0, 2.0]]])  # one patch below the real anchor, one above it
+    penalty = lecam(real, refined)
+    # the anchors move halfway to this batch's means first: real (3 - 2) / 2 = 0.5, refined 1.0
+    assert float(lecam.anchor_real) == pytest.approx(0.75)
+    assert float(lecam.anchor_refined) == pytest.approx(0.0)
+    expected = 0.5 * ((3.0 - 0.0) ** 2 / 2 + (0.75 - 0.0) ** 2 / 2)
+    assert float(penalty) == pytest.approx(expected)
+    real_with_grad = torch.tensor([[[3.0, -2.0]]], requires_grad=True)
+    lecam(real_with_grad, refined).backward()
+    assert real_with_grad.grad[0, 0, 1] == 0 and real_with_grad.grad[0, 0, 0] > 0  # only the overshoot is pushed back
+
+
+def test_lecam_weight_adds_the_penalty_to_d_steps_and_its_anchors_are_checkpointed(tiny_domain, tmp_path) -> None:
+    trainer = make_trainer(tmp_path, "adversarial.lecam_weight=0.3")
+    metrics = trainer.discriminator_step()
+    assert metrics["d_lecam"] >= 0 and float(trainer.lecam.anchor_real) != 0
+    tensors, _ = trainer.state_tensors()
+    assert torch.equal(tensors["lecam.anchor_real"], trainer.lecam.anchor_real)
+    assert make_trainer(tmp_path / "without").lecam is None
+
+
 def test_r1_penalty_is_the_squared_input_gradient() -> None:
     class Linear(nn.Module):
         """realness = sum(w * x) over each image: its input gradient is w for every image."""
@@ -210,7 +237,8 @@ def test_pretraining_copies_r_into_the_average(tiny_domain, tmp_path) -> None:
 
 def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> None:
     options = ("refiner_ema=0.9", "adversarial.r1_weight=1", "adversarial.augment=['translation','cutout']",
-               "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'", "optim.decay_from=0.5")
+               "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'", "optim.decay_from=0.5",
+               "adversarial.lecam_weight=0.3")
     make_trainer(tmp_path / "whole", *options).fit()
     crashed = make_trainer(tmp_path / "resumed", *options)
     crashed.callbacks.append(CrashAt(10))

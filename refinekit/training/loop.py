@@ -37,6 +37,7 @@ from refinekit.runtime.chunks import batch_independent, images_per_chunk
 from refinekit.runtime.precision import Precision, resolve_device, resolve_precision
 from refinekit.training import simgan
 from refinekit.training.history_buffer import HistoryBuffer
+from refinekit.training.lecam import LeCam
 from refinekit.training.run_figures import plot_losses, save_sample_grid
 from refinekit.training.state import CHECKPOINT_NAME, REFINER_NAME, TrainingState
 
@@ -149,6 +150,8 @@ class Trainer(TrainingState):
             module.to(self.device, memory_format=memory_format)
         # The averaged refiner (section "refiner_ema" of the config) is what samples and exports show.
         self.refiner_ema = copy.deepcopy(self.refiner).requires_grad_(False).eval() if config.refiner_ema else None
+        lecam_weight = config.adversarial.lecam_weight
+        self.lecam = LeCam(lecam_weight).to(self.device) if lecam_weight else None
         self.memory_format = memory_format
         if self.topology.distributed:
             torch.manual_seed(self.topology.seed(config.seed))  # after the weights: ranks differ in dropout & co.
@@ -323,7 +326,7 @@ class Trainer(TrainingState):
             # augmentation draws from torch's generator, which the checkpoint saves, not from buffer_rng
             metrics = simgan.discriminator_loss(
                 self._discriminate, refined, real, augment=options.augment, loss=options.loss,
-                r1_weight=options.r1_weight, real_label=options.real_label,
+                r1_weight=options.r1_weight, real_label=options.real_label, lecam=self.lecam,
             )
         self.opt_discriminator.zero_grad(set_to_none=True)
         self.scaler.scale(metrics["discriminator_loss"]).backward()

@@ -35,12 +35,14 @@ from refinekit.runtime.chunks import forward_in_chunks, frozen_batch_statistics
 from refinekit.training import losses
 from refinekit.training.augment import augment as augment_images
 from refinekit.training.history_buffer import HistoryBuffer
+from refinekit.training.lecam import LeCam
 from refinekit.training.losses import REAL, REFINED, AdversarialLoss
 
 __all__ = [
     "REAL",
     "REFINED",
     "HistoryBuffer",
+    "LeCam",
     "refiner_loss",
     "discriminator_batch",
     "discriminator_loss",
@@ -143,6 +145,7 @@ def discriminator_loss(
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
     real_label: float = 1.0,
+    lecam: LeCam | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """D's loss (paper eq. 2): ``refined`` patches are class REFINED, ``real`` ones REAL.
@@ -150,10 +153,11 @@ def discriminator_loss(
     Both are augmented alike first. ``refined`` must not carry R's graph (take it
     from :func:`discriminator_batch`). With ``r1_weight``, the R1 penalty on real
     images (:func:`refinekit.training.losses.r1_penalty`) is added at half that weight.
-    ``real_label`` below 1 smooths D's target for real patches only (one-sided).
+    ``real_label`` below 1 smooths D's target for real patches only (one-sided);
+    ``lecam`` adds its penalty (:class:`~refinekit.training.lecam.LeCam`) and moves its anchors.
 
     Returns:
-        ``discriminator_loss`` to backpropagate, ``d_r1`` (with R1), and the shares
+        ``discriminator_loss`` to backpropagate, ``d_r1`` (with R1), ``d_lecam`` (with LeCam), and the shares
         of patches D gets right, ``d_acc_real`` and ``d_acc_refined``: tensors, so
         that reading them can wait until the backward is queued.
     """
@@ -167,6 +171,9 @@ def discriminator_loss(
         logits_real = discriminator(real)
     total = losses.discriminator_loss(logits_refined, logits_real, loss, real_label)
     extra = {}
+    if lecam is not None:
+        extra["d_lecam"] = lecam(losses.realness(logits_real), losses.realness(logits_refined))
+        total = total + extra["d_lecam"]
     if r1_weight:
         extra["d_r1"] = penalty
         total = total + 0.5 * r1_weight * penalty
@@ -218,6 +225,7 @@ def discriminator_step(
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
     real_label: float = 1.0,
+    lecam: LeCam | None = None,
     generator: torch.Generator | None = None,
     backward: Backward | None = None,
 ) -> dict[str, float]:
@@ -231,7 +239,7 @@ def discriminator_step(
     optimizer.zero_grad(set_to_none=True)
     terms = discriminator_loss(
         discriminator, refined, real, augment=augment, loss=loss, r1_weight=r1_weight, real_label=real_label,
-        generator=generator,
+        lecam=lecam, generator=generator,
     )
     _backward(terms["discriminator_loss"], backward)
     optimizer.step()
@@ -271,6 +279,7 @@ def pretrain_discriminator(
     loss: AdversarialLoss = "cross-entropy",
     r1_weight: float = 0.0,
     real_label: float = 1.0,
+    lecam: LeCam | None = None,
     generator: torch.Generator | None = None,
     backward: Backward | None = None,
 ) -> dict[str, float]:
@@ -283,7 +292,8 @@ def pretrain_discriminator(
     for synthetic, real in batches:
         metrics = discriminator_step(
             refiner, discriminator, synthetic, real, optimizer, buffer=buffer, augment=augment,
-            loss=loss, r1_weight=r1_weight, real_label=real_label, generator=generator, backward=backward,
+            loss=loss, r1_weight=r1_weight, real_label=real_label, lecam=lecam, generator=generator,
+            backward=backward,
         )
     return metrics
 

@@ -49,6 +49,7 @@ class TrainingState:
     refiner: nn.Module
     discriminator: nn.Module
     refiner_ema: nn.Module | None
+    lecam: nn.Module | None
     opt_refiner: torch.optim.Optimizer
     opt_discriminator: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -106,6 +107,8 @@ class TrainingState:
         modules: list[tuple[str, nn.Module]] = [("refiner", self.refiner), ("discriminator", self.discriminator)]
         if self.refiner_ema is not None:
             modules.append(("refiner_ema", self.refiner_ema))
+        if self.lecam is not None:
+            modules.append(("lecam", self.lecam))
         return modules
 
     def _rank_state(self) -> dict[str, torch.Tensor]:
