@@ -107,12 +107,10 @@ class TrainingState:
         modules: list[tuple[str, nn.Module]] = [("refiner", self.refiner), ("discriminator", self.discriminator)]
         if self.refiner_ema is not None:
             modules.append(("refiner_ema", self.refiner_ema))
-        if self.lecam is not None:
-            modules.append(("lecam", self.lecam))
         return modules
 
     def _rank_state(self) -> dict[str, torch.Tensor]:
-        """What differs between ranks: every RNG and the history buffer."""
+        """What differs between ranks: every RNG, the history buffer and LeCam's anchors."""
         state = {
             "rng.torch": torch.get_rng_state(),
             "rng.synthetic": self.synthetic.state(),
@@ -123,6 +121,8 @@ class TrainingState:
             state["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         if self.buffer is not None:
             state.update({f"buffer.{key}": value.cpu() for key, value in self.buffer.state().items()})
+        if self.lecam is not None:  # each rank's anchors follow its own batches
+            state.update({f"lecam.{key}": value.cpu() for key, value in self.lecam.state_dict().items()})
         return state
 
     def _parameter_digest(self) -> str:
@@ -185,6 +185,10 @@ class TrainingState:
             if self.buffer is not None and prefix + "buffer.size" in tensors:
                 self.buffer.load_state(
                     {"images": tensors[prefix + "buffer.images"], "size": tensors[prefix + "buffer.size"]}
+                )
+            if self.lecam is not None:
+                self.lecam.load_state_dict(
+                    {key: tensors[f"{prefix}lecam.{key}"] for key in self.lecam.state_dict()}
                 )
             self.step = read_count(path, metadata, "step")  # untrusted: a negative step would rewrite metrics.jsonl
             self.skipped_steps = read_count(path, metadata, "skipped_steps", "0")
