@@ -110,7 +110,8 @@ class AdversarialConfig(_Strict):
         default=0.0, ge=0,
         description="Weight of the LeCam regulariser (Tseng et al. 2021): D's realness on real patches is pulled "
         "towards its running mean on refined ones and the other way round, against D's drift on small real sets "
-        "(0 disables it; the paper uses 0.1-0.3 beside DiffAugment).",
+        "(0 disables it). Its authors use 0.3 beside DiffAugment with the hinge loss; with eyes-simgan's "
+        "cross-entropy, 0.03 already flattens D and leaves the eyes unrefined (docs/quality.md).",
     )
     real_label: float = Field(
         default=1.0, gt=0.5, le=1,

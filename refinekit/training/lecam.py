@@ -6,7 +6,8 @@ a push away from D's memory rather than towards the real images. LeCam pulls D's
 realness on real patches towards the running mean of its realness on refined ones,
 and the other way round, which bounds the LeCam divergence that D's loss then
 minimises. It was made for the small sets DiffAugment was made for, and stacks
-with it.
+with it, on the hinge loss; with the cross-entropy's patch logits of ``eyes-simgan``
+even a tenth of its authors' weight flattened D (``docs/quality.md``).
 """
 
 from __future__ import annotations
