@@ -112,7 +112,7 @@ def test_real_label_smooths_the_real_side_of_the_cross_entropy_only() -> None:
     refined_side = torch.nn.functional.softplus(losses.realness(refined)).mean()
     expected = 0.5 * (refined_side + soft_real)
     torch.testing.assert_close(losses.discriminator_loss(refined, real, real_label=0.9), expected)
-    # one-sided: the refined side is the same as without smoothing, and R's loss does not change
+    # one-sided: the refined side is the same as without smoothing
     plain = losses.discriminator_loss(refined, real)
     torch.testing.assert_close(plain, 0.5 * (refined_side + torch.nn.functional.softplus(-d_real).mean()))
 
@@ -168,12 +168,18 @@ def test_lecam_penalises_only_the_overshoot_past_the_other_side_running_mean() -
 
 
 def test_lecam_weight_adds_the_penalty_to_d_steps_and_its_anchors_are_checkpointed(tiny_domain, tmp_path) -> None:
-    trainer = make_trainer(tmp_path, "adversarial.lecam_weight=0.3")
+    torch.manual_seed(0)
+    without = make_trainer(tmp_path / "without")
+    plain = without.discriminator_step()
+    torch.manual_seed(0)
+    trainer = make_trainer(tmp_path / "with", "adversarial.lecam_weight=0.3")
     metrics = trainer.discriminator_step()
-    assert metrics["d_lecam"] >= 0 and float(trainer.lecam.anchor_real) != 0
+    # the same networks and batch: D's loss is the plain one plus the penalty, which is not zero
+    assert metrics["d_lecam"] > 0
+    assert metrics["discriminator_loss"] == pytest.approx(plain["discriminator_loss"] + metrics["d_lecam"], rel=1e-5)
+    assert float(trainer.lecam.anchor_real) != 0 and without.lecam is None
     tensors, _ = trainer.state_tensors()
     assert torch.equal(tensors["lecam.anchor_real"], trainer.lecam.anchor_real)
-    assert make_trainer(tmp_path / "without").lecam is None
 
 
 def test_r1_penalty_is_the_squared_input_gradient() -> None:
