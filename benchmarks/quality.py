@@ -311,7 +311,9 @@ ON_DEFAULT: dict[str, list[str]] = {
     # a tenth of it: 94.6 +- 0.2%, gaze moved 0.36; R still barely changes the eyes (its pixel loss 0.05-0.09 at the
     # end, against the default's 0.3)
     "default-lecam-0.03": ["adversarial.lecam_weight=0.03"],
-    # ADA's x-flip on D's inputs, real and refined alike: twice the real views of a 1,200-eye set
+    # ADA's x-flip on D's inputs, real and refined alike: twice the real views of a 1,200-eye set. 87.6 +- 0.4%, worse
+    # on every seed (gaze moved 2.46): the embedded eyes all face one way, and a mirrored eye's corners are the wrong
+    # way round, so D loses what the corners look like and R smears the sclera beside the iris
     "default-flip": ["adversarial.augment=['translation','cutout','flip']"],
     # a judge of the shipped refiner's eyes against training real eyes finds them less real the further the gaze
     # turns either way (r -0.31 with |yaw|, which the signed correlations of the calibration missed), and the real

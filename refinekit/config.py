@@ -99,7 +99,7 @@ class AdversarialConfig(_Strict):
     loss: Literal["cross-entropy", "least-squares", "hinge"] = Field(
         default="cross-entropy", description="Adversarial loss on every patch (paper: cross-entropy)."
     )
-    augment: list[Literal["brightness", "contrast", "translation", "cutout"]] = Field(
+    augment: list[Literal["brightness", "contrast", "translation", "cutout", "flip"]] = Field(
         default_factory=list,
         description="DiffAugment ops applied, differentiably, to every image D sees, real and refined alike.",
     )

@@ -44,6 +44,21 @@ def test_translation_only_moves_pixels_and_cutout_blanks_a_rectangle() -> None:
     assert torch.all((cut == 0).flatten(1).sum(1) == 6 * 8)  # half of each side
 
 
+def test_flip_mirrors_some_images_whole_and_leaves_the_others() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 12, 16)
+    flipped = augment_module.flip(x, generator)
+    mirrored = torch.tensor([torch.equal(a, b.flip(-1)) for a, b in zip(flipped, x)])
+    kept = torch.tensor([torch.equal(a, b) for a, b in zip(flipped, x)])
+    assert torch.all(mirrored ^ kept)  # each image is either mirrored whole or untouched
+    assert 16 < int(mirrored.sum()) < 48  # about half of them, drawn per image
+
+
+def test_the_config_accepts_exactly_the_augmentations_there_are(tiny_domain) -> None:
+    config = resolve_config_for_tiny(f"adversarial.augment={ALL_OPS}")
+    assert list(config.adversarial.augment) == ALL_OPS
+
+
 def test_unknown_augmentation_is_a_config_error_naming_the_choices(tiny_domain) -> None:
     with pytest.raises(ConfigError, match="'blur'.*brightness"):
         augment_module.check_policy(["translation", "blur"])
