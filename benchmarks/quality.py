@@ -321,6 +321,9 @@ ON_DEFAULT: dict[str, list[str]] = {
     # simulator's 21, 24, 27, 30, 33: a yaw of -24 to 16 deg draws 23, 26, 28, 30, 33, the same spread and centre.
     # 83.5 +- 0.7%, worse on every seed (gaze moved 2.73): the most turned eyes are not what the gap is made of
     "default-yaw-calibrated": ["synthetic.options.yaw=[-24,16]"],
+    # Adam without momentum for both players (beta1 0, StyleGAN2-ADA's, beside the weight average): each step follows
+    # the current gradient only, not the last ten steps' chase of a moving opponent
+    "default-adam-beta1-0": ["optim.betas=[0.0,0.999]"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships

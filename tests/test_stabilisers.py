@@ -54,7 +54,7 @@ def test_flip_mirrors_some_images_whole_and_leaves_the_others() -> None:
     assert 16 < int(mirrored.sum()) < 48  # about half of them, drawn per image
 
 
-def test_the_config_accepts_exactly_the_augmentations_there_are(tiny_domain) -> None:
+def test_the_config_accepts_every_augmentation_there_is(tiny_domain) -> None:
     config = resolve_config_for_tiny(f"adversarial.augment={ALL_OPS}")
     assert list(config.adversarial.augment) == ALL_OPS
 
