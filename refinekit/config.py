@@ -113,6 +113,12 @@ class AdversarialConfig(_Strict):
         "(0 disables it). Its authors use 0.3 beside DiffAugment with the hinge loss; with eyes-simgan's "
         "cross-entropy, 0.03 already flattens D and leaves the eyes unrefined (docs/quality.md).",
     )
+    feature_matching: float = Field(
+        default=0.0, ge=0,
+        description="Weight of feature matching in R's loss (Salimans et al. 2016): the squared gap between the "
+        "batch means of D's features on refined and on real images, beside the adversarial term (0 disables it). "
+        "Each R step then also draws a real batch; D needs a logits_and_features(x) method, as refinekit's have.",
+    )
     real_label: float = Field(
         default=1.0, gt=0.5, le=1,
         description="D's target for real patches: below 1 is one-sided label smoothing (Salimans et al. 2016; "

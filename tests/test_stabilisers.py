@@ -259,7 +259,7 @@ def test_pretraining_copies_r_into_the_average(tiny_domain, tmp_path) -> None:
 def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> None:
     options = ("refiner_ema=0.9", "adversarial.r1_weight=1", "adversarial.augment=['translation','cutout','flip']",
                "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'", "optim.decay_from=0.5",
-               "adversarial.lecam_weight=0.3")
+               "adversarial.lecam_weight=0.3", "adversarial.feature_matching=1")
     make_trainer(tmp_path / "whole", *options).fit()
     crashed = make_trainer(tmp_path / "resumed", *options)
     crashed.callbacks.append(CrashAt(10))

@@ -67,6 +67,14 @@ class LocalPatchDiscriminator(nn.Module):
         """The patch features, before the decision: the one place the coordinate channels join."""
         return self.features(with_coordinates(x) if self.coordinates else x)
 
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and the patch features they were decided from, in one pass (for feature matching).
+
+        A subclass that changes ``forward`` changes this too: feature matching reads D through it.
+        """
+        features = self.patch_features(x)
+        return self.classify(features), [features]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.patch_features(x))
 
@@ -78,6 +86,10 @@ class GlobalDiscriminator(LocalPatchDiscriminator):
         >>> GlobalDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
         torch.Size([2, 2, 1, 1])
     """
+
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = self.patch_features(x)
+        return self.classify(F.adaptive_avg_pool2d(features, 1)), [features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(F.adaptive_avg_pool2d(self.patch_features(x), 1))
@@ -124,12 +136,19 @@ class MultiScaleDiscriminator(nn.Module):
             LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates) for _ in self.scales
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grids = [
-            trunk(x if s == 1 else F.avg_pool2d(x, s, ceil_mode=True)) for s, trunk in zip(self.scales, self.trunks)
-        ]
+    def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The stacked logits and each trunk's patch features, in one pass (for feature matching)."""
+        grids, features = [], []
+        for s, trunk in zip(self.scales, self.trunks):
+            logits, (trunk_features,) = trunk.logits_and_features(x if s == 1 else F.avg_pool2d(x, s, ceil_mode=True))
+            grids.append(logits)
+            features.append(trunk_features)
         size = grids[0].shape[-2:]
-        return torch.cat([F.interpolate(g, size=size, mode="nearest") if g.shape[-2:] != size else g for g in grids], 2)
+        stacked = [F.interpolate(g, size=size, mode="nearest") if g.shape[-2:] != size else g for g in grids]
+        return torch.cat(stacked, 2), features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits_and_features(x)[0]
 
 
 # 0.x kept the label constants here; they are the losses' now.

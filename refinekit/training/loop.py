@@ -144,6 +144,12 @@ class Trainer(TrainingState):
         self.discriminator = create_discriminator(
             config.discriminator.name, channels=channels, **config.discriminator.options
         )
+        if config.adversarial.feature_matching and not hasattr(self.discriminator, "logits_and_features"):
+            raise ConfigError(
+                f"adversarial.feature_matching needs D's features, and the discriminator "
+                f"'{config.discriminator.name}' has no logits_and_features(x) method returning (logits, [feature "
+                "maps]): set adversarial.feature_matching=0, or choose local-patch, global or multi-scale"
+            )
         self.regularizer = create_regularizer(config.regularizer.name, channels=channels, **config.regularizer.options)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         for module in (self.refiner, self.discriminator, self.regularizer):
@@ -274,14 +280,18 @@ class Trainer(TrainingState):
         The batch runs in chunks of at most ``micro_batch`` images, each chunk's
         loss weighted by its share of the batch and backpropagated on its own.
         Every loss is a mean over images, so the summed gradient is the whole
-        batch's; only the working set shrinks. The chunks, with DDP's gradient
+        batch's; only the working set shrinks. Feature matching is the exception:
+        it compares batch means, so each chunk's refined mean meets the whole real
+        batch's (on a CPU an eye or digit batch is one chunk). The chunks, with DDP's gradient
         sync in the last one, are why this is not the plain ``simgan.refiner_step``.
         """
         synthetic = self._batch(self.synthetic)
+        options = self.config.adversarial
+        matching = options.feature_matching if adversarial else 0.0
+        real = self._batch(self.real) if matching else None
         chunks = synthetic.split(self.micro_batch)
         self.opt_refiner.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        options = self.config.adversarial
         for index, chunk in enumerate(chunks):
             share = len(chunk) / len(synthetic)
             with self._refiner_gradient_sync(last=index == len(chunks) - 1):
@@ -290,6 +300,7 @@ class Trainer(TrainingState):
                         self._train_refiner, self.regularizer, chunk,
                         discriminator=self._frozen_discriminator if adversarial else None,
                         reg_weight=self.config.reg_weight, augment=options.augment, loss=options.loss,
+                        real=real, feature_matching=matching,
                     )
                 self.scaler.scale(metrics["refiner_loss"] * share).backward()
             for name, value in metrics.items():

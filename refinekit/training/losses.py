@@ -15,7 +15,7 @@ cross-entropy is ``softplus(-d)`` for real and ``softplus(d)`` for refined patch
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +84,23 @@ def discriminator_loss(
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     raise ValueError(f"unknown adversarial loss {kind!r}; choose from {ADVERSARIAL_LOSSES}")
+
+
+def feature_matching_loss(refined: Sequence[torch.Tensor], real: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The squared gap between the batch means of D's features on refined and on real images (Salimans et al. 2016).
+
+    R's adversarial term judges each image on its own; this one asks the refined
+    batch to have, on average, what D sees in real ones, feature by feature and
+    position by position: a target that does not move when D overfits a few
+    thousand real images. One mean of squares per feature map (a multi-scale D
+    has one per scale), averaged over the maps.
+    """
+    if len(refined) != len(real) or not refined:
+        raise ValueError(
+            f"feature matching needs the same D feature maps for both sets, got {len(refined)} and {len(real)}"
+        )
+    gaps = [(fake.float().mean(0) - true.float().mean(0)).square().mean() for fake, true in zip(refined, real)]
+    return torch.stack(gaps).mean()
 
 
 def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -69,6 +69,8 @@ def refiner_loss(
     loss: AdversarialLoss = "cross-entropy",
     generator: torch.Generator | None = None,
     refined: torch.Tensor | None = None,
+    real: torch.Tensor | None = None,
+    feature_matching: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """R's loss on a synthetic batch (paper eq. 4): ``reg_weight`` * self-regularisation, plus the adversarial term.
 
@@ -87,10 +89,15 @@ def refiner_loss(
         generator: the source of the augmentations' randomness (default: torch's).
         refined: ``refiner(synthetic)`` when the caller has it already, say to add a task
             loss on the same forward pass (joint training); R is then not called.
+        real: a batch of real images, needed by ``feature_matching`` only.
+        feature_matching: weight of :func:`~refinekit.training.losses.feature_matching_loss`
+            between D's features of the refined batch and of ``real`` (augmented alike); D must
+            have a ``logits_and_features(x)`` method, as refinekit's discriminators do.
 
     Returns:
-        ``refiner_reg``, ``refiner_adv`` (with a discriminator) and ``refiner_loss``,
-        their weighted sum, to backpropagate; each a mean over the batch.
+        ``refiner_reg``, ``refiner_adv`` (with a discriminator), ``refiner_fm`` (with
+        ``feature_matching``) and ``refiner_loss``, their weighted sum, to backpropagate;
+        each a mean over the batch.
     """
     if refined is None:
         refined = refiner(synthetic)
@@ -99,12 +106,34 @@ def refiner_loss(
     terms = {"refiner_reg": reg}
     if discriminator is not None:
         with _held_fixed(discriminator):
-            logits = discriminator(augment_images(refined, augment, generator))
+            shown = augment_images(refined, augment, generator)
+            if feature_matching:
+                logits, features = _logits_and_features(discriminator, shown)
+                if real is None:
+                    raise ValueError("feature_matching compares D's features of refined and real images: pass real=")
+                with torch.no_grad():
+                    _, real_features = _logits_and_features(discriminator, augment_images(real, augment, generator))
+                matching = losses.feature_matching_loss(features, real_features)
+                total = total + feature_matching * matching
+                terms["refiner_fm"] = matching
+            else:
+                logits = discriminator(shown)
         adversarial = losses.refiner_adversarial_loss(logits, loss)
         total = total + adversarial
         terms["refiner_adv"] = adversarial
     terms["refiner_loss"] = total
     return terms
+
+
+def _logits_and_features(discriminator: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """D's logits and feature maps, from its ``logits_and_features`` method, which feature matching needs."""
+    method = getattr(discriminator, "logits_and_features", None)
+    if method is None:
+        raise TypeError(
+            f"feature matching needs D's features, and {type(discriminator).__name__} has no "
+            "logits_and_features(x) method returning (logits, [feature maps]): add one, or turn feature matching off"
+        )
+    return method(images)
 
 
 def discriminator_batch(
@@ -197,6 +226,8 @@ def refiner_step(
     loss: AdversarialLoss = "cross-entropy",
     generator: torch.Generator | None = None,
     backward: Backward | None = None,
+    real: torch.Tensor | None = None,
+    feature_matching: float = 0.0,
 ) -> dict[str, float]:
     """One R update: :func:`refiner_loss` (see there for the arguments), backward, ``optimizer.step()``.
 
@@ -206,7 +237,8 @@ def refiner_step(
     optimizer.zero_grad(set_to_none=True)
     terms = refiner_loss(
         refiner, regularizer, synthetic, discriminator=discriminator,
-        reg_weight=reg_weight, augment=augment, loss=loss, generator=generator,
+        reg_weight=reg_weight, augment=augment, loss=loss, generator=generator, real=real,
+        feature_matching=feature_matching,
     )
     _backward(terms["refiner_loss"], backward)
     optimizer.step()
