@@ -333,6 +333,10 @@ ON_DEFAULT: dict[str, list[str]] = {
     # At weight 1 it is about a tenth of the adversarial term's value; 10 makes it the larger.
     "default-feature-matching-1": ["adversarial.feature_matching=1.0"],
     "default-feature-matching-10": ["adversarial.feature_matching=10.0"],
+    # the lids follow vertical gaze closer (the upper lid's height changes by 1-1.5 times the pitch's sine, not
+    # 0.5-1): looking down, the simulator's iris sank below a lid that stayed up, a dome of iris under a band of
+    # sclera that the training real eyes looking down never show; their lid covers the iris's top
+    "default-lid-follow": ["synthetic.options.lid_follow=[1.0,1.5]"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
     "default": [],  # the recipe exactly as it ships

@@ -104,6 +104,8 @@ class SimulatorRanges:
         eye_y: height of the eye centre in the reference frame, before ``shift`` moves it.
         eyeball_offset: how far the eyeball's centre sits below the lids' centre (negative: above), which sets
             where the iris rests between the lids.
+        lid_follow: how closely the lids follow vertical gaze: the upper lid's height grows by this times the
+            sine of the pitch (shrinks looking down), the lower lid's shrinks by 0.3 of that.
 
     :data:`PREVIOUS_VERSION` holds the ranges that draw the simulator as it was
     before the lids' relief, and :data:`RELIEF_VERSION` as it was before the side
@@ -134,6 +136,7 @@ class SimulatorRanges:
     side_shadow: tuple[float, float] = (0.0, 0.3)
     eye_y: tuple[float, float] = (17.0, 17.0)
     eyeball_offset: tuple[float, float] = (-1.0, 1.0)
+    lid_follow: tuple[float, float] = (0.5, 1.0)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -237,7 +240,7 @@ def sample_params(generator: torch.Generator, count: int, ranges: SimulatorRange
     pitch = torch.deg2rad(ranged("pitch"))
     # Eyelids follow vertical gaze (the upper lid drops when looking down), as in real eyes
     # and UnityEyes; without it a downward gaze hides the iris behind a wide-open lid.
-    lid_follow = torch.sin(pitch) * uniform(0.5, 1.0)
+    lid_follow = torch.sin(pitch) * ranged("lid_follow")
     params = EyeParams(
         pitch=pitch,
         yaw=torch.deg2rad(ranged("yaw")),

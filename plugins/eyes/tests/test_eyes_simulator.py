@@ -306,3 +306,22 @@ def test_eyeball_offset_moves_the_iris_between_the_lids_and_keeps_the_gaze() -> 
     torch.testing.assert_close(moved["gaze"], labels["gaze"])
     rise = (labels["iris_centre"][:, 1] - moved["iris_centre"][:, 1]) / torch.cos(default.roll)
     torch.testing.assert_close(rise, torch.full((16,), 2.0 * SIZE[0] / simulator.REFERENCE_HEIGHT))
+
+
+def test_lid_follow_lowers_the_upper_lid_looking_down_and_keeps_every_other_scene() -> None:
+    """The range replaces a fixed draw of 0.5..1, so the default keeps every scene; more follow moves only the lids."""
+    default = sample_params(torch.Generator().manual_seed(4), 16)
+    before_the_range = torch.tensor([8.055701, 5.999640, 4.890450, 5.431174])  # seed 4, drawn by the fixed draw
+    torch.testing.assert_close(default.upper_height[:4], before_the_range, atol=1e-5, rtol=0)
+    closer = sample_params(torch.Generator().manual_seed(4), 16, SimulatorRanges(lid_follow=(1.0, 1.5)))
+    for field in dataclasses.fields(EyeParams):
+        if field.name not in ("upper_height", "lower_height"):
+            assert torch.equal(getattr(default, field.name), getattr(closer, field.name)), field.name
+    down, up = default.pitch < 0, default.pitch > 0
+    assert down.any() and up.any()
+    assert torch.all(closer.upper_height[down] < default.upper_height[down])  # the upper lid drops further
+    assert torch.all(closer.upper_height[up] > default.upper_height[up])  # and rises further looking up
+    _, labels = render(default, SIZE)
+    _, moved = render(closer, SIZE)
+    torch.testing.assert_close(moved["gaze"], labels["gaze"])
+    torch.testing.assert_close(moved["iris_centre"], labels["iris_centre"])  # the eye turns as before; the lids move
