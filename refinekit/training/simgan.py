@@ -99,6 +99,8 @@ def refiner_loss(
         ``feature_matching``) and ``refiner_loss``, their weighted sum, to backpropagate;
         each a mean over the batch.
     """
+    if feature_matching and real is None:
+        raise ValueError("feature_matching compares D's features of refined and real images: pass real=")
     if refined is None:
         refined = refiner(synthetic)
     reg = regularizer(refined.float(), synthetic)
@@ -109,8 +111,6 @@ def refiner_loss(
             shown = augment_images(refined, augment, generator)
             if feature_matching:
                 logits, features = _logits_and_features(discriminator, shown)
-                if real is None:
-                    raise ValueError("feature_matching compares D's features of refined and real images: pass real=")
                 with torch.no_grad():
                     _, real_features = _logits_and_features(discriminator, augment_images(real, augment, generator))
                 matching = losses.feature_matching_loss(features, real_features)
