@@ -12,6 +12,7 @@ from refinekit.data.heldout import split_real
 from refinekit.data.loading import load_dataset
 from refinekit.errors import ConfigError
 from refinekit.evaluation.holdout import image_hashes, load_evaluation_sets
+from refinekit.plugins.registry import create_discriminator
 from refinekit.training import augment as augment_module
 from refinekit.training import losses
 from refinekit.training.lecam import LeCam
@@ -221,6 +222,29 @@ def test_r1_weight_adds_the_penalty_to_d_steps(tiny_domain, tmp_path) -> None:
     assert metrics["d_r1"] > 0
 
 
+@pytest.mark.parametrize("name", ["local-patch", "multi-scale"])
+def test_d_dropout_drops_patch_features_while_training_only(name: str) -> None:
+    torch.manual_seed(0)
+    d = create_discriminator(name, channels=1, dropout=0.5)
+    x = torch.randn(4, 1, 35, 55)
+    _, dropped = d.logits_and_features(x)
+    d.eval()
+    _, kept = d.logits_and_features(x)
+    assert torch.equal(d(x), d(x))  # no dropout outside training
+    for train, whole in zip(dropped, kept):  # each feature the ReLU let through is zeroed or doubled, about half each
+        alive = whole > 0
+        zeroed = float((train[alive] == 0).float().mean())
+        assert 0.4 < zeroed < 0.6
+        torch.testing.assert_close(train[alive & (train != 0)], 2 * whole[alive & (train != 0)])
+    assert not any(isinstance(m, nn.Dropout) for m in create_discriminator(name, channels=1).modules())
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, True, "half"])
+def test_d_dropout_out_of_range_is_a_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"discriminator.options.dropout must be a number in \[0, 1\)"):
+        LocalPatchDiscriminator(channels=1, dropout=value)
+
+
 def test_spectral_norm_bounds_every_convolution() -> None:
     d = LocalPatchDiscriminator(channels=1, spectral_norm=True)
     for _ in range(20):  # power iterations run in training-mode forwards
@@ -259,7 +283,7 @@ def test_pretraining_copies_r_into_the_average(tiny_domain, tmp_path) -> None:
 def test_resume_with_every_stabiliser_is_bit_for_bit(tiny_domain, tmp_path) -> None:
     options = ("refiner_ema=0.9", "adversarial.r1_weight=1", "adversarial.augment=['translation','cutout','flip']",
                "discriminator.options.spectral_norm=true", "adversarial.loss='hinge'", "optim.decay_from=0.5",
-               "adversarial.lecam_weight=0.3", "adversarial.feature_matching=1")
+               "adversarial.lecam_weight=0.3", "adversarial.feature_matching=1", "discriminator.options.dropout=0.5")
     make_trainer(tmp_path / "whole", *options).fit()
     crashed = make_trainer(tmp_path / "resumed", *options)
     crashed.callbacks.append(CrashAt(10))

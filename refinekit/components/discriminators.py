@@ -30,6 +30,8 @@ class LocalPatchDiscriminator(nn.Module):
             nearby images: a steadier gradient for R, less memorising of a small real set.
         coordinates: also give the first layer each pixel's position (:mod:`refinekit.components.coordinates`),
             so that a patch can be judged by where in the image it is.
+        dropout: the probability each patch feature is zeroed before the decision, while training: no single
+            feature can carry a verdict, so D leans less on what it memorised of a small real set.
 
     Examples:
         >>> LocalPatchDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -42,8 +44,11 @@ class LocalPatchDiscriminator(nn.Module):
         widths: tuple[int, int, int, int] = (96, 64, 32, 32),
         spectral_norm: bool = False,
         coordinates: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(f"discriminator.options.dropout must be a number in [0, 1), got {dropout!r}; e.g. 0.5")
         w1, w2, w3, w4 = widths
         self.coordinates = coordinates
         self.features = nn.Sequential(
@@ -56,6 +61,7 @@ class LocalPatchDiscriminator(nn.Module):
             nn.ReLU(),
             nn.Conv2d(w3, w4, 1),
             nn.ReLU(),
+            *([nn.Dropout(dropout)] if dropout else []),
         )
         self.classify = nn.Conv2d(w4, 2, 1)
         if spectral_norm:
@@ -111,6 +117,7 @@ class MultiScaleDiscriminator(nn.Module):
         widths: channels of each trunk's four hidden convolutions (as the local one's).
         spectral_norm: as the local one's.
         coordinates: as the local one's; each trunk gets the positions in its pooled image.
+        dropout: as the local one's, in every trunk.
 
     Examples:
         >>> MultiScaleDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -124,6 +131,7 @@ class MultiScaleDiscriminator(nn.Module):
         widths: tuple[int, int, int, int] = (96, 64, 32, 32),
         spectral_norm: bool = False,
         coordinates: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
@@ -133,7 +141,7 @@ class MultiScaleDiscriminator(nn.Module):
             )
         self.scales = tuple(scales)
         self.trunks = nn.ModuleList(
-            LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates) for _ in self.scales
+            LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates, dropout) for _ in self.scales
         )
 
     def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
