@@ -245,6 +245,15 @@ def test_d_dropout_out_of_range_is_a_config_error(value: object) -> None:
         LocalPatchDiscriminator(channels=1, dropout=value)
 
 
+def test_d_first_stride_1_keeps_the_full_resolution_through_the_first_layer() -> None:
+    x = torch.randn(2, 1, 35, 55)
+    paper, full = LocalPatchDiscriminator(channels=1), LocalPatchDiscriminator(channels=1, first_stride=1)
+    assert paper(x).shape[-2:] == (9, 14) and full(x).shape[-2:] == (18, 28)
+    assert full.features[0](x).shape[-2:] == (35, 55)  # the first convolution sees every pixel position
+    with pytest.raises(ConfigError, match="discriminator.options.first_stride must be 1 or 2, got 3"):
+        LocalPatchDiscriminator(channels=1, first_stride=3)
+
+
 def test_spectral_norm_bounds_every_convolution() -> None:
     d = LocalPatchDiscriminator(channels=1, spectral_norm=True)
     for _ in range(20):  # power iterations run in training-mode forwards

@@ -32,6 +32,9 @@ class LocalPatchDiscriminator(nn.Module):
             so that a patch can be judged by where in the image it is.
         dropout: the probability each patch feature is zeroed before the decision, while training: no single
             feature can carry a verdict, so D leans less on what it memorised of a small real set.
+        first_stride: the first convolution's stride (paper: 2). 1 keeps the image's full resolution through
+            the first layers, so D sees pixel-level texture unaliased, as a classifier that starts at stride 1
+            does; the logit grid doubles in each direction and the trunk costs about four times as much.
 
     Examples:
         >>> LocalPatchDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -45,14 +48,17 @@ class LocalPatchDiscriminator(nn.Module):
         spectral_norm: bool = False,
         coordinates: bool = False,
         dropout: float = 0.0,
+        first_stride: int = 2,
     ) -> None:
         super().__init__()
+        if first_stride not in (1, 2) or isinstance(first_stride, bool):
+            raise ConfigError(f"discriminator.options.first_stride must be 1 or 2, got {first_stride!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ConfigError(f"discriminator.options.dropout must be a number in [0, 1), got {dropout!r}; e.g. 0.5")
         w1, w2, w3, w4 = widths
         self.coordinates = coordinates
         self.features = nn.Sequential(
-            nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, w1, 3, stride=2, padding=1),
+            nn.Conv2d(channels + COORDINATE_CHANNELS * coordinates, w1, 3, stride=first_stride, padding=1),
             nn.ReLU(),
             nn.Conv2d(w1, w2, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -118,6 +124,7 @@ class MultiScaleDiscriminator(nn.Module):
         spectral_norm: as the local one's.
         coordinates: as the local one's; each trunk gets the positions in its pooled image.
         dropout: as the local one's, in every trunk.
+        first_stride: as the local one's, in every trunk.
 
     Examples:
         >>> MultiScaleDiscriminator(channels=1)(torch.zeros(2, 1, 35, 55)).shape
@@ -132,6 +139,7 @@ class MultiScaleDiscriminator(nn.Module):
         spectral_norm: bool = False,
         coordinates: bool = False,
         dropout: float = 0.0,
+        first_stride: int = 2,
     ) -> None:
         super().__init__()
         if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
@@ -141,7 +149,8 @@ class MultiScaleDiscriminator(nn.Module):
             )
         self.scales = tuple(scales)
         self.trunks = nn.ModuleList(
-            LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates, dropout) for _ in self.scales
+            LocalPatchDiscriminator(channels, widths, spectral_norm, coordinates, dropout, first_stride)
+            for _ in self.scales
         )
 
     def logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
