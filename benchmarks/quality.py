@@ -345,7 +345,8 @@ ON_DEFAULT: dict[str, list[str]] = {
     "default-d-dropout": ["discriminator.options.dropout=0.5"],
     # D's first convolution at stride 1, not 2, in every trunk: refined eyes differ from real ones most in texture and
     # edges (a judge of the high-pass view alone: 86.7% against 77.0% on the whole eye, training real eyes only), and
-    # the judge starts at stride 1 while the paper's D subsamples the pixels it sees first
+    # the judge starts at stride 1 while the paper's D subsamples the pixels it sees first. 81.7 +- 0.2%, gaze moved
+    # 2.43 degrees: level with the default
     "default-d-stride-1": ["discriminator.options.first_stride=1"],
 }
 SHIPPED_VARIANTS: dict[str, list[str]] = {
